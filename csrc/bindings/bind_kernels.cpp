@@ -1,0 +1,188 @@
+// Kernel-level entry points for tests and tools: ISA selection, the reference
+// decoders, activation quantizers and single dot products. Inputs are copied
+// into aligned buffers (GGUF blocks hold 2-byte scales; a Python buffer may
+// start anywhere), validated, and computed without the GIL.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <cctype>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "bindings/bindings.h"
+#include "core/error.h"
+#include "kernels/dispatch.h"
+#include "quant/dequantize.h"
+
+namespace py = pybind11;
+
+namespace mce::py_bind {
+namespace {
+
+using FloatArray = py::array_t<float, py::array::c_style | py::array::forcecast>;
+
+// Bytes of a bytes-like object or a numpy uint8 array, copied to 64-byte
+// aligned storage (std::vector<float> storage is at least 4-byte aligned, and
+// the extra padding keeps SIMD tails in bounds).
+std::vector<float> copy_bytes(const py::object& data, size_t* nbytes) {
+  py::buffer_info info;
+  if (py::isinstance<py::bytes>(data) || py::isinstance<py::bytearray>(data) ||
+      py::isinstance<py::memoryview>(data)) {
+    info = py::buffer(data).request();
+  } else if (py::isinstance<py::array>(data)) {
+    py::array arr = py::array::ensure(data);
+    if (arr.dtype().kind() != 'u' || arr.itemsize() != 1) {
+      throw ArgumentError("data must be bytes or a numpy uint8 array, got dtype " +
+                          std::string(py::str(arr.dtype())));
+    }
+    arr = py::array::ensure(arr, py::array::c_style);
+    info = arr.request();
+  } else {
+    throw ArgumentError("data must be bytes or a numpy uint8 array");
+  }
+  *nbytes = static_cast<size_t>(info.size * info.itemsize);
+  std::vector<float> buf((*nbytes + 3) / 4 + 16);
+  if (*nbytes) std::memcpy(buf.data(), info.ptr, *nbytes);
+  return buf;
+}
+
+GgmlType checked_type(int64_t type_id) {
+  if (type_id < 0 || type_id >= 40 || type_geometry(static_cast<uint32_t>(type_id)).name == nullptr) {
+    throw ArgumentError("unknown ggml type id " + std::to_string(type_id));
+  }
+  return static_cast<GgmlType>(type_id);
+}
+
+std::string type_name(GgmlType t) { return type_geometry(static_cast<uint32_t>(t)).name; }
+
+// Row of n elements of type t occupying exactly nbytes.
+void check_row(GgmlType t, int64_t n, size_t nbytes) {
+  const TypeGeometry g = type_geometry(static_cast<uint32_t>(t));
+  if (n < 0 || n % g.block_size != 0) {
+    throw ArgumentError("n = " + std::to_string(n) + " is not a multiple of the " + type_name(t) +
+                        " block size " + std::to_string(g.block_size));
+  }
+  const size_t want = row_bytes(t, n);
+  if (nbytes != want) {
+    throw ArgumentError(std::to_string(n) + " elements of " + type_name(t) + " take " + std::to_string(want) +
+                        " bytes, got " + std::to_string(nbytes));
+  }
+}
+
+const KernelTable& table_arg(const py::object& isa) {
+  if (isa.is_none()) return kernels();
+  return kernels_for(isa_from_name(py::cast<std::string>(isa).c_str()));
+}
+
+// Activation format by type id or name ("q8_0", "Q8_K", ...).
+GgmlType act_format(const py::object& fmt) {
+  if (py::isinstance<py::str>(fmt)) {
+    std::string s = py::cast<std::string>(fmt);
+    for (char& c : s) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+    for (GgmlType t : {GgmlType::F32, GgmlType::Q8_0, GgmlType::Q8_1, GgmlType::Q8_K}) {
+      if (s == type_name(t)) return t;
+    }
+    throw ArgumentError("unknown activation format '" + py::cast<std::string>(fmt) +
+                        "' (expected F32, Q8_0, Q8_1 or Q8_K)");
+  }
+  return checked_type(py::cast<int64_t>(fmt));
+}
+
+py::array_t<float> dequantize(const py::object& data, int64_t type_id, int64_t n) {
+  const GgmlType t = checked_type(type_id);
+  size_t nbytes = 0;
+  std::vector<float> src = copy_bytes(data, &nbytes);
+  if (!can_dequantize(t)) throw UnsupportedError("dequantize: tensor type " + type_name(t) + " is not supported");
+  check_row(t, n, nbytes);
+  py::array_t<float> out(n);
+  float* dst = out.mutable_data();
+  {
+    py::gil_scoped_release nogil;
+    dequantize_row(t, src.data(), dst, n);
+  }
+  return out;
+}
+
+py::bytes quantize_activations(const py::object& fmt, FloatArray x, const py::object& isa) {
+  const GgmlType t = act_format(fmt);
+  const KernelTable& k = table_arg(isa);
+  const int64_t n = x.size();
+  std::vector<float> out((act_row_bytes(t, n) + 3) / 4 + 16);
+  {
+    py::gil_scoped_release nogil;
+    quantize_activation_row(k, t, x.data(), out.data(), n);
+  }
+  return py::bytes(reinterpret_cast<const char*>(out.data()), act_row_bytes(t, n));
+}
+
+float vec_dot(int64_t type_id, const py::object& weight, FloatArray x, const py::object& isa) {
+  const GgmlType t = checked_type(type_id);
+  const KernelTable& k = table_arg(isa);
+  const WeightKernel& wk = k.weight[static_cast<uint32_t>(t)];
+  if (wk.vec_dot == nullptr) throw UnsupportedError("no dot-product kernel for weight type " + type_name(t));
+  const int64_t n = x.size();
+  size_t nbytes = 0;
+  std::vector<float> w = copy_bytes(weight, &nbytes);
+  check_row(t, n, nbytes);
+  std::vector<float> act((act_row_bytes(wk.act_type, n) + 3) / 4 + 16);
+  float r;
+  {
+    py::gil_scoped_release nogil;
+    quantize_activation_row(k, wk.act_type, x.data(), act.data(), n);
+    r = wk.vec_dot(n, w.data(), act.data());
+  }
+  return r;
+}
+
+void check_same_size(const FloatArray& a, const FloatArray& b) {
+  if (a.ndim() != 1 || b.ndim() != 1 || a.size() != b.size()) {
+    throw ArgumentError("expected two 1-D float32 arrays of equal length, got sizes " +
+                        std::to_string(a.size()) + " and " + std::to_string(b.size()));
+  }
+}
+
+}  // namespace
+
+void register_kernels(py::module_& m) {
+  m.def("isa", [] { return std::string(isa_name(kernels().isa)); },
+        "Name of the kernel level in use (scalar, avx2, avx512, neon, neon_dotprod).");
+  m.def("supported_isas", [] {
+    std::vector<std::string> out;
+    for (Isa isa : {Isa::Scalar, Isa::Avx2, Isa::Avx512, Isa::Neon, Isa::NeonDotprod}) {
+      if (isa_supported(isa)) out.emplace_back(isa_name(isa));
+    }
+    return out;
+  }, "Kernel levels this build can run on this CPU, lowest first.");
+  m.def("set_isa", [](const std::string& name) { set_isa(isa_from_name(name.c_str())); }, py::arg("name"),
+        "Switch the kernel level for the whole process (tests, benchmarks).");
+  m.def("dequantize", &dequantize, py::arg("data"), py::arg("type_id"), py::arg("n"),
+        "Decode n elements of ggml type type_id from bytes into a float32 array.");
+  m.def("quantize_activations", &quantize_activations, py::arg("fmt"), py::arg("x"), py::arg("isa") = py::none(),
+        "Quantize a float32 row into an activation format (F32, Q8_0, Q8_1, Q8_K); returns bytes.");
+  m.def("vec_dot", &vec_dot, py::arg("type_id"), py::arg("weight"), py::arg("x"), py::arg("isa") = py::none(),
+        "Dot product of one weight row (bytes of type type_id) with a float32 vector, which is first "
+        "quantized into the weight type's activation format, as a matmul does.");
+  m.def("dot_f32", [](FloatArray a, FloatArray b, const py::object& isa) {
+    check_same_size(a, b);
+    const KernelTable& k = table_arg(isa);
+    py::gil_scoped_release nogil;
+    return k.dot_f32(a.size(), a.data(), b.data());
+  }, py::arg("a"), py::arg("b"), py::arg("isa") = py::none());
+  m.def("axpy_f32", [](float alpha, FloatArray x, FloatArray y, const py::object& isa) {
+    check_same_size(x, y);
+    const KernelTable& k = table_arg(isa);
+    py::array_t<float> out(y.size());
+    std::memcpy(out.mutable_data(), y.data(), static_cast<size_t>(y.size()) * sizeof(float));
+    float* o = out.mutable_data();
+    {
+      py::gil_scoped_release nogil;
+      k.axpy_f32(x.size(), alpha, x.data(), o);
+    }
+    return out;
+  }, py::arg("a"), py::arg("x"), py::arg("y"), py::arg("isa") = py::none(),
+     "Returns y + a * x (y is not modified).");
+}
+
+}  // namespace mce::py_bind

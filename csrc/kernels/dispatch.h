@@ -1,0 +1,106 @@
+// The kernel table: one instance per ISA level, chosen once at start-up from
+// the CPU's features (or forced by MINICPM_EDGE_ISA). Call sites never test the
+// ISA; they call through the table. The weight type decides its dot product
+// and the activation format through data (WeightKernel), not if-ladders.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+
+#include "quant/ggml_types.h"
+
+namespace mce {
+
+enum class Isa { Scalar = 0, Avx2 = 1, Avx512 = 2, Neon = 3, NeonDotprod = 4 };
+const char* isa_name(Isa isa);
+
+// Activation rows are converted once per matmul into the format the weight
+// type's dot product consumes (as ggml's vec_dot_type):
+//   F32, F16, BF16 -> F32 (no conversion);  Q4_0, Q8_0 -> Q8_0;
+//   Q4_1 -> Q8_1;  Q4_K, Q6_K -> Q8_K.
+using QuantizeRowFn = void (*)(const float* x, void* y, int64_t n);
+// dot(n, weight_row, activation_row_in_vec_dot_format) -> f32
+using VecDotFn = float (*)(int64_t n, const void* w, const void* x);
+
+struct WeightKernel {
+  GgmlType act_type = GgmlType::F32;   // F32, Q8_0, Q8_1 or Q8_K
+  VecDotFn vec_dot = nullptr;          // nullptr: type not supported for matmul
+};
+
+struct KernelTable {
+  Isa isa = Isa::Scalar;
+  WeightKernel weight[40];             // indexed by GgmlType id
+  QuantizeRowFn quantize_q8_0 = nullptr;
+  QuantizeRowFn quantize_q8_1 = nullptr;
+  QuantizeRowFn quantize_q8_K = nullptr;
+  float (*dot_f32)(int64_t n, const float* a, const float* b) = nullptr;
+  // y[i] += a * x[i]
+  void (*axpy_f32)(int64_t n, float a, const float* x, float* y) = nullptr;
+};
+
+// The kernels one ISA level provides. make_kernel_table() turns a set into a
+// table, so the weight type -> activation format mapping above is written
+// once, and every table is built at compile time (constant initialisation: no
+// ISA-specific instruction runs before the CPU check).
+struct KernelSet {
+  VecDotFn f32_f32, f16_f32, bf16_f32, q8_0_q8_0, q4_0_q8_0, q4_1_q8_1, q4_K_q8_K, q6_K_q8_K;
+  QuantizeRowFn quantize_q8_0, quantize_q8_1, quantize_q8_K;
+  float (*dot_f32)(int64_t n, const float* a, const float* b);
+  void (*axpy_f32)(int64_t n, float a, const float* x, float* y);
+};
+
+constexpr KernelTable make_kernel_table(Isa isa, const KernelSet& k) {
+  KernelTable t{};
+  t.isa = isa;
+  auto set = [&t](GgmlType w, GgmlType act, VecDotFn fn) {
+    t.weight[static_cast<uint32_t>(w)] = WeightKernel{act, fn};
+  };
+  set(GgmlType::F32, GgmlType::F32, k.f32_f32);
+  set(GgmlType::F16, GgmlType::F32, k.f16_f32);
+  set(GgmlType::BF16, GgmlType::F32, k.bf16_f32);
+  set(GgmlType::Q8_0, GgmlType::Q8_0, k.q8_0_q8_0);
+  set(GgmlType::Q4_0, GgmlType::Q8_0, k.q4_0_q8_0);
+  set(GgmlType::Q4_1, GgmlType::Q8_1, k.q4_1_q8_1);
+  set(GgmlType::Q4_K, GgmlType::Q8_K, k.q4_K_q8_K);
+  set(GgmlType::Q6_K, GgmlType::Q8_K, k.q6_K_q8_K);
+  t.quantize_q8_0 = k.quantize_q8_0;
+  t.quantize_q8_1 = k.quantize_q8_1;
+  t.quantize_q8_K = k.quantize_q8_K;
+  t.dot_f32 = k.dot_f32;
+  t.axpy_f32 = k.axpy_f32;
+  return t;
+}
+
+// Tables per ISA; each is filled by its translation unit. A level absent from
+// this build returns nullptr.
+const KernelTable* kernel_table_scalar();
+const KernelTable* kernel_table_avx2();
+const KernelTable* kernel_table_avx512();
+const KernelTable* kernel_table_neon();
+const KernelTable* kernel_table_neon_dotprod();
+
+// The table in use: the best level the CPU supports, or MINICPM_EDGE_ISA.
+// Throws mce::ArgumentError if MINICPM_EDGE_ISA names an unknown or
+// unavailable level.
+const KernelTable& kernels();
+// Switch level at run time (tests); throws like kernels().
+void set_isa(Isa isa);
+// Best level this CPU supports in this build.
+Isa best_supported_isa();
+bool isa_supported(Isa isa);
+
+// The table of one level; throws mce::ArgumentError like set_isa() when the
+// level is not available. Lets tests compare levels without switching.
+const KernelTable& kernels_for(Isa isa);
+// Level by name as MINICPM_EDGE_ISA spells it ("scalar", "avx2", "avx512",
+// "neon", "neon_dotprod"); throws mce::ArgumentError for an unknown name.
+Isa isa_from_name(const char* name);
+
+// Bytes needed for an activation row of n elements in format t (F32, Q8_0,
+// Q8_1 or Q8_K; n a multiple of its block size). Throws mce::ArgumentError
+// otherwise.
+size_t act_row_bytes(GgmlType t, int64_t n);
+// Converts an f32 row into activation format t with the given table's
+// quantizer (F32: a copy). y must hold act_row_bytes(t, n).
+void quantize_activation_row(const KernelTable& k, GgmlType t, const float* x, void* y, int64_t n);
+
+}  // namespace mce

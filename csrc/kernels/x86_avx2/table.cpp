@@ -1,0 +1,19 @@
+// The AVX2 level (Haswell and later, Zen): AVX2 + FMA + F16C.
+#include "kernels/dispatch.h"
+#include "kernels/x86_avx2/avx2_kernels.h"
+
+namespace mce {
+namespace {
+
+constexpr KernelTable kAvx2Table = make_kernel_table(
+    Isa::Avx2,
+    KernelSet{avx2::vec_dot_f32, avx2::vec_dot_f16_f32, avx2::vec_dot_bf16_f32, avx2::vec_dot_q8_0_q8_0,
+              avx2::vec_dot_q4_0_q8_0, avx2::vec_dot_q4_1_q8_1, avx2::vec_dot_q4_K_q8_K,
+              avx2::vec_dot_q6_K_q8_K, avx2::quantize_row_q8_0, avx2::quantize_row_q8_1,
+              avx2::quantize_row_q8_K, avx2::dot_f32, avx2::axpy_f32});
+
+}  // namespace
+
+const KernelTable* kernel_table_avx2() { return &kAvx2Table; }
+
+}  // namespace mce

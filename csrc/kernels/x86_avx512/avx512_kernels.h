@@ -1,0 +1,23 @@
+// AVX-512 kernels (F, BW, VL, DQ and VNNI: Ice Lake, Sapphire Rapids, Zen 4
+// and later). Declared here, defined in this folder's translation units, which
+// alone are compiled with the AVX-512 flags.
+#pragma once
+#include <cstdint>
+
+namespace mce::avx512 {
+
+float dot_f32(int64_t n, const float* a, const float* b);
+void axpy_f32(int64_t n, float a, const float* x, float* y);
+float vec_dot_f32(int64_t n, const void* w, const void* x);
+float vec_dot_f16_f32(int64_t n, const void* w, const void* x);
+float vec_dot_bf16_f32(int64_t n, const void* w, const void* x);
+float vec_dot_q8_0_q8_0(int64_t n, const void* w, const void* x);
+float vec_dot_q4_0_q8_0(int64_t n, const void* w, const void* x);
+float vec_dot_q4_1_q8_1(int64_t n, const void* w, const void* x);
+float vec_dot_q4_K_q8_K(int64_t n, const void* w, const void* x);
+float vec_dot_q6_K_q8_K(int64_t n, const void* w, const void* x);
+void quantize_row_q8_0(const float* x, void* y, int64_t n);
+void quantize_row_q8_1(const float* x, void* y, int64_t n);
+void quantize_row_q8_K(const float* x, void* y, int64_t n);
+
+}  // namespace mce::avx512

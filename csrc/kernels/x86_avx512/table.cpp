@@ -1,0 +1,20 @@
+// The AVX-512 level: F + BW + VL + DQ + VNNI (Ice Lake, Sapphire Rapids,
+// Zen 4 and later), on top of AVX2/FMA/F16C.
+#include "kernels/dispatch.h"
+#include "kernels/x86_avx512/avx512_kernels.h"
+
+namespace mce {
+namespace {
+
+constexpr KernelTable kAvx512Table = make_kernel_table(
+    Isa::Avx512,
+    KernelSet{avx512::vec_dot_f32, avx512::vec_dot_f16_f32, avx512::vec_dot_bf16_f32,
+              avx512::vec_dot_q8_0_q8_0, avx512::vec_dot_q4_0_q8_0, avx512::vec_dot_q4_1_q8_1,
+              avx512::vec_dot_q4_K_q8_K, avx512::vec_dot_q6_K_q8_K, avx512::quantize_row_q8_0,
+              avx512::quantize_row_q8_1, avx512::quantize_row_q8_K, avx512::dot_f32, avx512::axpy_f32});
+
+}  // namespace
+
+const KernelTable* kernel_table_avx512() { return &kAvx512Table; }
+
+}  // namespace mce

@@ -1,0 +1,186 @@
+#include "model/model.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "kernels/attention.h"
+#include "kernels/matmul.h"
+#include "kernels/ops.h"
+#include "quant/dequantize.h"
+
+namespace mce {
+
+namespace {
+// Rows of the LM head computed together: bounds the logits scratch to
+// kLogitRows x n_vocab floats however long the batch is.
+constexpr int kLogitRows = 16;
+constexpr int kMaxContext = 1 << 20;
+}  // namespace
+
+Model::Model(const std::string& path, const ModelOptions& opts) {
+  file_ = gguf::GgufFile::open(path);
+  cfg_ = read_config(*file_);
+  w_ = bind_weights(*file_, cfg_);
+  cfg_.n_vocab = static_cast<int>(w_.tok_embd.rows);
+
+  if (opts.n_ctx < 0 || opts.n_ctx > kMaxContext)
+    throw ArgumentError("n_ctx must be between 1 and " + std::to_string(kMaxContext) + " (0 = default)");
+  if (opts.n_batch < 0 || opts.n_batch > 8192) throw ArgumentError("n_batch must be between 1 and 8192");
+  if (opts.n_threads < 0 || opts.n_threads > 512) throw ArgumentError("n_threads must be between 1 and 512");
+  n_ctx_ = opts.n_ctx > 0 ? opts.n_ctx : std::min(cfg_.n_ctx_train, 4096);
+  n_batch_ = std::min(opts.n_batch > 0 ? opts.n_batch : 512, n_ctx_);
+  pool_ = std::make_unique<ThreadPool>(opts.n_threads > 0 ? opts.n_threads : default_thread_count());
+  kv_ = std::make_unique<KvCache>(cfg_.n_layer, cfg_.n_head_kv, cfg_.head_dim, n_ctx_);
+
+  // RoPE inverse frequencies base^(-2i/n_rot), divided by per-frequency
+  // factors where the file has them: rope_freqs (Llama 3) or LongRoPE's long
+  // list when the allocated context exceeds the original one, else the short
+  // list (the rule llama.cpp applies).
+  const int half = cfg_.n_rot / 2;
+  inv_freq_.resize(half);
+  const std::vector<float>* factors = nullptr;
+  if (!w_.rope_freqs.empty()) factors = &w_.rope_freqs;
+  if (cfg_.rope_scaling == RopeScaling::LongRope) {
+    bool use_long = cfg_.rope_orig_ctx > 0 && n_ctx_ > cfg_.rope_orig_ctx;
+    factors = (use_long && !w_.rope_long.empty()) || w_.rope_short.empty() ? &w_.rope_long : &w_.rope_short;
+  }
+  for (int i = 0; i < half; ++i) {
+    double f = std::pow(double(cfg_.rope_base), -2.0 * i / double(cfg_.n_rot));
+    if (factors) {
+      float d = (*factors)[i];
+      if (!(d > 0.0f) || !std::isfinite(d)) throw FormatError("GGUF: rope frequency factors must be positive");
+      f /= d;
+    }
+    if (cfg_.rope_scaling == RopeScaling::Linear) f /= cfg_.rope_scale;
+    inv_freq_[i] = static_cast<float>(f);
+  }
+
+  const size_t B = static_cast<size_t>(n_batch_), E = cfg_.n_embd;
+  const size_t qd = size_t(cfg_.n_head) * cfg_.head_dim, kvd = size_t(cfg_.n_head_kv) * cfg_.head_dim;
+  x_.resize(B * E);
+  xn_.resize(B * std::max(E, qd));
+  q_.resize(B * qd);
+  k_.resize(B * kvd);
+  v_.resize(B * kvd);
+  attn_.resize(B * qd);
+  ffn_gate_.resize(B * cfg_.n_ff);
+  ffn_up_.resize(B * cfg_.n_ff);
+  logits_.resize(size_t(kLogitRows) * cfg_.n_vocab);
+  cos_.resize(B * half);
+  sin_.resize(B * half);
+  scores_.resize(size_t(pool_->size()) * n_ctx_);
+}
+
+void Model::truncate(int n) {
+  if (n < 0 || n > n_past()) throw ArgumentError("truncate: n out of range");
+  tokens_.resize(static_cast<size_t>(n));
+}
+
+void Model::eval(const int32_t* tokens, int n, int first_logit, const LogitsFn& on_logits) {
+  if (n <= 0) return;
+  for (int i = 0; i < n; ++i)
+    if (tokens[i] < 0 || tokens[i] >= cfg_.n_vocab)
+      throw ArgumentError("token id " + std::to_string(tokens[i]) + " is out of range (vocabulary size " +
+                          std::to_string(cfg_.n_vocab) + ")");
+  if (int64_t(n_past()) + n > n_ctx_)
+    throw ContextOverflowError("context overflow: " + std::to_string(n_past()) + " cached + " +
+                               std::to_string(n) + " new tokens exceed n_ctx = " + std::to_string(n_ctx_));
+  for (int i0 = 0; i0 < n; i0 += n_batch_) {
+    const int nb = std::min(n_batch_, n - i0);
+    forward_batch(tokens + i0, nb, n_past(), first_logit, i0, on_logits);
+    tokens_.insert(tokens_.end(), tokens + i0, tokens + i0 + nb);
+  }
+}
+
+void Model::rope_tables(int n, int pos0) {
+  const int half = cfg_.n_rot / 2;
+  const float mscale = cfg_.rope_attn_factor;
+  for (int t = 0; t < n; ++t) {
+    for (int i = 0; i < half; ++i) {
+      const float angle = static_cast<float>(pos0 + t) * inv_freq_[i];
+      cos_[size_t(t) * half + i] = std::cos(angle) * mscale;
+      sin_[size_t(t) * half + i] = std::sin(angle) * mscale;
+    }
+  }
+}
+
+void Model::attention(int layer, int n, int pos0) {
+  const int H = cfg_.n_head, D = cfg_.head_dim, group = cfg_.n_head / cfg_.n_head_kv;
+  const int64_t qd = int64_t(H) * D;
+  const float scale = 1.0f / std::sqrt(static_cast<float>(D));
+  const AttendRowFn attend = attend_row();
+  pool_->parallel_for(int64_t(n) * H, [&](int64_t task, int thread) {
+    const int t = static_cast<int>(task / H), h = static_cast<int>(task % H), kvh = h / group;
+    float* scores = scores_.data() + size_t(thread) * n_ctx_;
+    attend(q_.data() + t * qd + int64_t(h) * D, kv_->k(layer, kvh, 0), kv_->v(layer, kvh, 0), pos0 + t + 1, D, scale,
+           scores, attn_.data() + t * qd + int64_t(h) * D);
+  });
+}
+
+void Model::forward_batch(const int32_t* tokens, int n, int pos0, int first_logit, int index0,
+                          const LogitsFn& on_logits) {
+  const int64_t E = cfg_.n_embd, D = cfg_.head_dim, H = cfg_.n_head, Hkv = cfg_.n_head_kv;
+  const int64_t qd = H * D, kvd = Hkv * D, F = cfg_.n_ff;
+  const float eps = cfg_.rms_eps, rs = cfg_.residual_scale;
+  ThreadPool& pool = *pool_;
+
+  pool.parallel_for(n, [&](int64_t t, int) {
+    float* xt = x_.data() + t * E;
+    dequantize_row(w_.tok_embd.type, w_.tok_embd.row(tokens[t]), xt, E);
+    if (cfg_.embedding_scale != 1.0f)
+      for (int64_t i = 0; i < E; ++i) xt[i] *= cfg_.embedding_scale;
+  });
+  rope_tables(n, pos0);
+
+  for (int l = 0; l < cfg_.n_layer; ++l) {
+    const LayerWeights& L = w_.layers[size_t(l)];
+    pool.parallel_for(n, [&](int64_t t, int) { rmsnorm(x_.data() + t * E, L.attn_norm.data(), xn_.data() + t * E, E, eps); });
+    matmul(L.wq, xn_.data(), n, q_.data(), pool, act_);
+    matmul(L.wk, xn_.data(), n, k_.data(), pool, act_);
+    matmul(L.wv, xn_.data(), n, v_.data(), pool, act_);
+    pool.parallel_for(n, [&](int64_t t, int) {
+      float *qt = q_.data() + t * qd, *kt = k_.data() + t * kvd, *vt = v_.data() + t * kvd;
+      if (!L.bq.empty()) add_scaled(qt, L.bq.data(), 1.0f, qd);
+      if (!L.bk.empty()) add_scaled(kt, L.bk.data(), 1.0f, kvd);
+      if (!L.bv.empty()) add_scaled(vt, L.bv.data(), 1.0f, kvd);
+      const float* c = cos_.data() + t * (cfg_.n_rot / 2);
+      const float* s = sin_.data() + t * (cfg_.n_rot / 2);
+      rope_interleaved(qt, H, D, cfg_.n_rot, c, s);
+      rope_interleaved(kt, Hkv, D, cfg_.n_rot, c, s);
+      for (int64_t h = 0; h < Hkv; ++h) {
+        std::memcpy(kv_->k(l, int(h), pos0 + int(t)), kt + h * D, size_t(D) * sizeof(float));
+        std::memcpy(kv_->v(l, int(h), pos0 + int(t)), vt + h * D, size_t(D) * sizeof(float));
+      }
+    });
+    attention(l, n, pos0);
+    matmul(L.wo, attn_.data(), n, xn_.data(), pool, act_);
+    pool.parallel_for(n, [&](int64_t t, int) {
+      add_scaled(x_.data() + t * E, xn_.data() + t * E, rs, E);
+      rmsnorm(x_.data() + t * E, L.ffn_norm.data(), xn_.data() + t * E, E, eps);
+    });
+    matmul(L.w_gate, xn_.data(), n, ffn_gate_.data(), pool, act_);
+    matmul(L.w_up, xn_.data(), n, ffn_up_.data(), pool, act_);
+    pool.parallel_for(n, [&](int64_t t, int) { silu_mul(ffn_gate_.data() + t * F, ffn_up_.data() + t * F, F); });
+    matmul(L.w_down, ffn_gate_.data(), n, xn_.data(), pool, act_);
+    pool.parallel_for(n, [&](int64_t t, int) { add_scaled(x_.data() + t * E, xn_.data() + t * E, rs, E); });
+  }
+
+  // Logits only for the positions the caller asked for.
+  const int t_first = std::max(0, first_logit - index0);
+  if (t_first >= n) return;
+  const float inv_logit_scale = 1.0f / cfg_.logit_scale;
+  for (int t0 = t_first; t0 < n; t0 += kLogitRows) {
+    const int cnt = std::min(kLogitRows, n - t0);
+    pool.parallel_for(cnt, [&](int64_t i, int) {
+      float* xt = xn_.data() + i * E;
+      rmsnorm(x_.data() + (t0 + i) * E, w_.output_norm.data(), xt, E, eps);
+      if (inv_logit_scale != 1.0f)
+        for (int64_t j = 0; j < E; ++j) xt[j] *= inv_logit_scale;
+    });
+    matmul(w_.output, xn_.data(), cnt, logits_.data(), pool, act_);
+    for (int i = 0; i < cnt; ++i) on_logits(index0 + t0 + i, logits_.data() + size_t(i) * cfg_.n_vocab);
+  }
+}
+
+}  // namespace mce

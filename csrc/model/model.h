@@ -1,0 +1,68 @@
+// A loaded decoder model with its KV cache: the forward pass of the llama
+// recipe (pre-RMSNorm, GQA attention with RoPE, SwiGLU FFN), with the hooks
+// MiniCPM needs (embedding, residual and logit scales; LongRoPE factors).
+#pragma once
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/thread_pool.h"
+#include "gguf/gguf_file.h"
+#include "model/config.h"
+#include "model/weights.h"
+#include "runtime/kv_cache.h"
+
+namespace mce {
+
+struct ModelOptions {
+  int n_ctx = 0;        // 0: min(training context, 4096)
+  int n_threads = 0;    // 0: default_thread_count()
+  int n_batch = 512;    // tokens per prefill step
+};
+
+class Model {
+ public:
+  Model(const std::string& path, const ModelOptions& opts);
+
+  const ModelConfig& config() const { return cfg_; }
+  const gguf::GgufFile& file() const { return *file_; }
+  int n_ctx() const { return n_ctx_; }
+  int n_vocab() const { return cfg_.n_vocab; }
+  int n_threads() const { return pool_->size(); }
+
+  // Tokens whose keys/values are in the cache, in order.
+  const std::vector<int32_t>& cached_tokens() const { return tokens_; }
+  int n_past() const { return static_cast<int>(tokens_.size()); }
+  // Forget positions >= n (n <= n_past).
+  void truncate(int n);
+
+  // Appends tokens to the sequence. For every position i in [0, n) with
+  // i >= first_logit, calls on_logits(i, logits[n_vocab]) in order; logits of
+  // other positions are never computed. Throws ContextOverflowError if the
+  // cache would overflow and ArgumentError for an out-of-range token id.
+  using LogitsFn = std::function<void(int, const float*)>;
+  void eval(const int32_t* tokens, int n, int first_logit, const LogitsFn& on_logits);
+
+ private:
+  void forward_batch(const int32_t* tokens, int n, int pos0, int first_logit, int index0,
+                     const LogitsFn& on_logits);
+  void attention(int layer, int n, int pos0);
+  void rope_tables(int n, int pos0);
+
+  std::unique_ptr<gguf::GgufFile> file_;
+  ModelConfig cfg_;
+  ModelWeights w_;
+  int n_ctx_ = 0;
+  int n_batch_ = 0;
+  std::unique_ptr<ThreadPool> pool_;
+  std::unique_ptr<KvCache> kv_;
+  std::vector<int32_t> tokens_;
+  std::vector<float> inv_freq_;   // per rotated pair, factors and scaling applied
+
+  // Scratch, sized once for n_batch tokens.
+  std::vector<float> x_, xn_, q_, k_, v_, attn_, ffn_gate_, ffn_up_, logits_, cos_, sin_, scores_;
+  std::vector<uint8_t> act_;
+};
+
+}  // namespace mce

@@ -1,0 +1,93 @@
+#include "model/weights.h"
+
+#include <string>
+
+#include "kernels/dispatch.h"
+#include "quant/dequantize.h"
+
+namespace mce {
+
+namespace {
+
+std::string shape_str(const gguf::TensorInfo& t) {
+  std::string s = "[";
+  for (uint32_t i = 0; i < t.n_dims; ++i) s += (i ? ", " : "") + std::to_string(t.ne[i]);
+  return s + "]";
+}
+
+const gguf::TensorInfo& require(const gguf::GgufFile& f, const std::string& name) {
+  const gguf::TensorInfo* t = f.find_tensor(name);
+  if (!t) throw FormatError("GGUF: required tensor '" + name + "' is missing");
+  return *t;
+}
+
+Weight as_matrix(const gguf::TensorInfo& t, int64_t rows, int64_t cols) {
+  if (t.n_dims != 2 || t.ne[0] != cols || t.ne[1] != rows)
+    throw FormatError("GGUF: tensor '" + t.name + "' has shape " + shape_str(t) + ", expected [" +
+                      std::to_string(cols) + ", " + std::to_string(rows) + "]");
+  if (!kernels().weight[static_cast<uint32_t>(t.type)].vec_dot)
+    throw UnsupportedError("tensor '" + t.name + "' has type " + type_geometry(uint32_t(t.type)).name +
+                           ", which this runtime cannot multiply yet");
+  Weight w;
+  w.type = t.type;
+  w.rows = rows;
+  w.cols = cols;
+  w.row_bytes = row_bytes(t.type, cols);
+  w.data = t.data;
+  return w;
+}
+
+std::vector<float> as_vector(const gguf::TensorInfo& t, int64_t n) {
+  if (t.n_elements() != n || t.ne[0] != n)
+    throw FormatError("GGUF: tensor '" + t.name + "' has shape " + shape_str(t) + ", expected [" +
+                      std::to_string(n) + "]");
+  std::vector<float> v(static_cast<size_t>(n));
+  dequantize_row(t.type, t.data, v.data(), n);
+  return v;
+}
+
+std::vector<float> optional_vector(const gguf::GgufFile& f, const std::string& name, int64_t n) {
+  const gguf::TensorInfo* t = f.find_tensor(name);
+  return t ? as_vector(*t, n) : std::vector<float>();
+}
+
+}  // namespace
+
+ModelWeights bind_weights(const gguf::GgufFile& f, const ModelConfig& c) {
+  ModelWeights w;
+  const int64_t E = c.n_embd, D = c.head_dim;
+  const int64_t q_dim = int64_t(c.n_head) * D, kv_dim = int64_t(c.n_head_kv) * D;
+  const gguf::TensorInfo& emb = require(f, "token_embd.weight");
+  int64_t n_vocab = emb.ne[1];
+  w.tok_embd = as_matrix(emb, n_vocab, E);
+  w.output_norm = as_vector(require(f, "output_norm.weight"), E);
+  const gguf::TensorInfo* out = f.find_tensor("output.weight");
+  w.output = out ? as_matrix(*out, n_vocab, E) : w.tok_embd;
+
+  w.layers.resize(static_cast<size_t>(c.n_layer));
+  for (int l = 0; l < c.n_layer; ++l) {
+    const std::string p = "blk." + std::to_string(l) + ".";
+    LayerWeights& L = w.layers[static_cast<size_t>(l)];
+    L.attn_norm = as_vector(require(f, p + "attn_norm.weight"), E);
+    L.ffn_norm = as_vector(require(f, p + "ffn_norm.weight"), E);
+    L.wq = as_matrix(require(f, p + "attn_q.weight"), q_dim, E);
+    L.wk = as_matrix(require(f, p + "attn_k.weight"), kv_dim, E);
+    L.wv = as_matrix(require(f, p + "attn_v.weight"), kv_dim, E);
+    L.wo = as_matrix(require(f, p + "attn_output.weight"), E, q_dim);
+    L.bq = optional_vector(f, p + "attn_q.bias", q_dim);
+    L.bk = optional_vector(f, p + "attn_k.bias", kv_dim);
+    L.bv = optional_vector(f, p + "attn_v.bias", kv_dim);
+    L.w_gate = as_matrix(require(f, p + "ffn_gate.weight"), c.n_ff, E);
+    L.w_up = as_matrix(require(f, p + "ffn_up.weight"), c.n_ff, E);
+    L.w_down = as_matrix(require(f, p + "ffn_down.weight"), E, c.n_ff);
+  }
+  const int64_t half_rot = c.n_rot / 2;
+  w.rope_freqs = optional_vector(f, "rope_freqs.weight", half_rot);
+  w.rope_long = optional_vector(f, "rope_factors_long.weight", half_rot);
+  w.rope_short = optional_vector(f, "rope_factors_short.weight", half_rot);
+  if (c.rope_scaling == RopeScaling::LongRope && w.rope_long.empty() && w.rope_short.empty())
+    throw FormatError("GGUF: LongRoPE scaling needs rope_factors_long/short tensors");
+  return w;
+}
+
+}  // namespace mce

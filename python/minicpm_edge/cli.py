@@ -1,0 +1,173 @@
+"""`minicpm-edge` command line: run, chat, convert, perplexity, info."""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+
+def _add_model_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-m", "--model", help="GGUF file (default: SmolLM2-135M-Instruct, downloaded on first use)")
+    p.add_argument("-t", "--threads", type=int, default=None, help="worker threads (default: physical cores)")
+    p.add_argument("-c", "--ctx", type=int, default=0, help="context size in tokens (default: min(train, 4096))")
+
+
+def _add_sampling_args(p: argparse.ArgumentParser, temp: float) -> None:
+    p.add_argument("-n", "--max-tokens", type=int, default=256, help="tokens to generate (default 256)")
+    p.add_argument("--temp", type=float, default=temp, help=f"temperature; 0 = greedy (default {temp})")
+    p.add_argument("--top-k", type=int, default=40)
+    p.add_argument("--top-p", type=float, default=0.95)
+    p.add_argument("--min-p", type=float, default=0.05)
+    p.add_argument("--repeat-penalty", type=float, default=1.0)
+    p.add_argument("--seed", type=int, default=None)
+
+
+def _sampling(a) -> dict:
+    return dict(temperature=a.temp, top_k=a.top_k, top_p=a.top_p, min_p=a.min_p,
+                repeat_penalty=a.repeat_penalty, seed=a.seed)
+
+
+def _load(a):
+    from .model import Model
+    return Model(a.model, n_ctx=a.ctx, n_threads=a.threads)
+
+
+def cmd_run(a) -> int:
+    m = _load(a)
+    t0, n = time.perf_counter(), 0
+    for piece in m.generate(a.prompt, max_tokens=a.max_tokens, stream=True, **_sampling(a)):
+        sys.stdout.write(piece)
+        sys.stdout.flush()
+        n += 1
+    sys.stdout.write("\n")
+    if a.verbose:
+        print(f"[{n} pieces in {time.perf_counter() - t0:.2f} s]", file=sys.stderr)
+    return 0
+
+
+def cmd_chat(a) -> int:
+    m = _load(a)
+    history = [{"role": "system", "content": a.system}] if a.system else []
+    print("Chatting with", Path(m.model_path).name, "- empty line or Ctrl-D to quit.", file=sys.stderr)
+    while True:
+        try:
+            line = input("> ")
+        except EOFError:
+            break
+        if not line.strip() or line.strip() in ("/exit", "/quit"):
+            break
+        history.append({"role": "user", "content": line})
+        reply = []
+        for piece in m.chat(history, max_tokens=a.max_tokens, stream=True, **_sampling(a)):
+            sys.stdout.write(piece)
+            sys.stdout.flush()
+            reply.append(piece)
+        sys.stdout.write("\n")
+        history.append({"role": "assistant", "content": "".join(reply)})
+    return 0
+
+
+def cmd_convert(a) -> int:
+    from .convert import convert
+    out = convert(a.source, a.output, out_type=a.type, progress=not a.quiet)
+    print(f"wrote {out} ({Path(out).stat().st_size / 2**20:.1f} MiB)", file=sys.stderr)
+    return 0
+
+
+def cmd_perplexity(a) -> int:
+    m = _load(argparse.Namespace(model=a.model, ctx=max(a.ctx, 0), threads=a.threads))
+    text = Path(a.file).read_text(encoding="utf-8")
+    t0 = time.perf_counter()
+    ppl = m.perplexity(text, n_ctx=a.ctx, n_chunks=a.chunks, progress=True)
+    print(f"Final estimate: PPL = {ppl:.4f}  ({time.perf_counter() - t0:.1f} s, ctx {a.ctx}, "
+          f"chunks {a.chunks or 'all'})")
+    return 0
+
+
+def cmd_info(a) -> int:
+    from . import _core
+    path = a.model
+    if path is None:
+        from .hub import default_model_path
+        path = default_model_path()
+    f = _core.GGUFFile(str(path))
+    print(f"file: {path}  ({f.file_size / 2**20:.1f} MiB, GGUF v{f.version})")
+    print(f"kernel ISA: {_core.isa()}  (available: {', '.join(_core.supported_isas())})")
+    print("metadata:")
+    for k, v in f.metadata.items():
+        if isinstance(v, list):
+            shown = f"[{len(v)} items: {', '.join(repr(x) for x in v[:3])}{', ...' if len(v) > 3 else ''}]"
+        elif isinstance(v, str) and len(v) > 80:
+            shown = repr(v[:77] + "...")
+        else:
+            shown = repr(v)
+        print(f"  {k} = {shown}")
+    tensors = f.tensors
+    by_type = Counter()
+    size_by_type = Counter()
+    for t in tensors:
+        by_type[t["type_name"]] += 1
+        size_by_type[t["type_name"]] += t["nbytes"]
+    print(f"tensors: {len(tensors)}")
+    for name, count in by_type.most_common():
+        print(f"  {name:8s} {count:4d} tensors  {size_by_type[name] / 2**20:9.2f} MiB")
+    if a.tensors:
+        for t in tensors:
+            print(f"  {t['name']:40s} {t['type_name']:6s} {str(t['shape']):>20s} {t['nbytes']:>12d}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="minicpm-edge", description="On-device LLM runtime for GGUF models.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    r = sub.add_parser("run", help="complete a prompt, streaming the text")
+    r.add_argument("prompt")
+    _add_model_args(r)
+    _add_sampling_args(r, temp=0.8)
+    r.add_argument("-v", "--verbose", action="store_true")
+    r.set_defaults(func=cmd_run)
+
+    c = sub.add_parser("chat", help="interactive chat using the model's chat template")
+    _add_model_args(c)
+    _add_sampling_args(c, temp=0.2)
+    c.add_argument("-s", "--system", default=None, help="system prompt")
+    c.set_defaults(func=cmd_chat)
+
+    v = sub.add_parser("convert", help="convert a Hugging Face checkpoint or re-type a GGUF file")
+    v.add_argument("source", help="Hugging Face model directory or .gguf file")
+    v.add_argument("-o", "--output", required=True)
+    v.add_argument("--type", default="f16", help="f32, f16, bf16, q8_0, q4_0, q4_1 (default f16)")
+    v.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    v.set_defaults(func=cmd_convert)
+
+    q = sub.add_parser("perplexity", help="perplexity of a text file (llama.cpp's method)")
+    q.add_argument("-m", "--model")
+    q.add_argument("-f", "--file", required=True)
+    q.add_argument("-c", "--ctx", type=int, default=2048)
+    q.add_argument("--chunks", type=int, default=None)
+    q.add_argument("-t", "--threads", type=int, default=None)
+    q.set_defaults(func=cmd_perplexity)
+
+    i = sub.add_parser("info", help="metadata, tensor types and sizes of a GGUF file")
+    i.add_argument("-m", "--model")
+    i.add_argument("--tensors", action="store_true", help="list every tensor")
+    i.set_defaults(func=cmd_info)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:
+        return 130
+    except (OSError, ValueError, NotImplementedError, RuntimeError) as e:
+        print(f"minicpm-edge: error: {e}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,119 @@
+"""Hugging Face checkpoint directory -> GGUF.
+
+Everything that can be wrong with the input (config, tensor names, shapes,
+tokenizer) is checked before the output file is opened; only then are tensors
+decoded, transformed and encoded one at a time.
+"""
+from __future__ import annotations
+
+import logging
+import math
+from pathlib import Path
+
+import gguf
+import numpy as np
+from gguf import GGUFWriter
+
+from .arch_base import DecoderArch, TensorSpec
+from .arch_llama import LlamaArch
+from .arch_minicpm import MiniCPMArch
+from .errors import MissingTensorError, ShapeMismatchError, UnexpectedTensorError, UnsupportedArchitectureError
+from .hf_reader import HFCheckpoint
+from .quantize import OutType, choose_type, encode
+from .vocab import Vocab
+from .writer import PlannedTensor, write_gguf
+
+log = logging.getLogger(__name__)
+
+ARCHITECTURES: dict[str, type[DecoderArch]] = {
+    name: cls for cls in (LlamaArch, MiniCPMArch) for name in cls.hf_architectures
+}
+# config.json files without "architectures" still name their model_type.
+MODEL_TYPES: dict[str, type[DecoderArch]] = {"llama": LlamaArch, "minicpm": MiniCPMArch}
+
+
+def select_arch(config: dict) -> DecoderArch:
+    names = config.get("architectures") or []
+    if isinstance(names, str):
+        names = [names]
+    names = [n for n in names if isinstance(n, str)] if isinstance(names, list) else []
+    for name in names:
+        if name in ARCHITECTURES:
+            return ARCHITECTURES[name](config)
+    if not names and config.get("model_type") in MODEL_TYPES:
+        return MODEL_TYPES[config["model_type"]](config)
+    found = ", ".join(map(str, names)) or f"model_type {config.get('model_type')!r}"
+    raise UnsupportedArchitectureError(
+        f"unsupported architecture {found}; supported: {', '.join(sorted(ARCHITECTURES))}")
+
+
+def _check_tensors(ckpt: HFCheckpoint, arch: DecoderArch, specs: list[TensorSpec]) -> None:
+    missing = [s.hf_name for s in specs if s.hf_name not in ckpt.tensors]
+    if missing:
+        more = f" and {len(missing) - 10} more" if len(missing) > 10 else ""
+        raise MissingTensorError(
+            f"{ckpt.dir}: {len(missing)} tensor(s) the {arch.gguf_arch} architecture needs are missing: "
+            f"{', '.join(missing[:10])}{more}")
+    for s in specs:
+        got = ckpt.tensors[s.hf_name].shape
+        if tuple(got) != s.shape:
+            raise ShapeMismatchError(
+                f"{s.hf_name}: shape {list(got)} in the checkpoint, but config.json implies {list(s.shape)}")
+    wanted = {s.hf_name for s in specs}
+    extra = sorted(n for n in ckpt.tensors if n not in wanted and not arch.is_ignored(n))
+    if extra:
+        raise UnexpectedTensorError(
+            f"{ckpt.dir}: tensor(s) the {arch.gguf_arch} architecture has no place for: {', '.join(extra[:10])}"
+            + (f" and {len(extra) - 10} more" if len(extra) > 10 else ""))
+
+
+def _produce(ckpt: HFCheckpoint, spec: TensorSpec, qtype):
+    def run() -> np.ndarray:
+        values = ckpt.load_float32(spec.hf_name)
+        if spec.transform is not None:
+            values = spec.transform(values)
+        return encode(values, qtype)
+    return run
+
+
+def _general_metadata(w: GGUFWriter, ckpt: HFCheckpoint, n_params: int) -> None:
+    """general.* authorship keys, derived like llama.cpp does (model card, config, dir name)."""
+    w.add_type(gguf.GGUFType.MODEL)
+    try:
+        meta = gguf.Metadata.load(None, ckpt.dir, None, n_params)
+    except Exception as e:  # a model card we cannot parse must not stop a conversion
+        log.warning("could not read model card metadata: %s", e)
+        meta = gguf.Metadata()
+    if meta.name is None:
+        meta.name = ckpt.dir.name
+    if meta.size_label is None and n_params > 0:
+        meta.size_label = gguf.size_label(n_params, 0, 0, 0)
+    meta.set_gguf_meta_model(w)
+
+
+def convert_hf(src: Path, out: Path, out_type: OutType, progress: bool = True) -> Path:
+    ckpt = HFCheckpoint(src)
+    arch = select_arch(ckpt.config)
+    specs = arch.tensor_specs()
+    _check_tensors(ckpt, arch, specs)
+    extra = arch.extra_tensors()
+    vocab = Vocab(ckpt.dir, arch.hp.n_vocab, ckpt.config)
+
+    plan: list[PlannedTensor] = []
+    for name, values in extra:
+        qtype = choose_type(name, values.shape, out_type)
+        plan.append(PlannedTensor(name, values.shape, qtype, lambda v=values, q=qtype: encode(v, q)))
+    for s in specs:
+        qtype = choose_type(s.gguf_name, s.shape, out_type)
+        plan.append(PlannedTensor(s.gguf_name, s.shape, qtype, _produce(ckpt, s, qtype)))
+    n_params = sum(math.prod(s.shape) for s in specs)
+
+    def add_metadata(w: GGUFWriter) -> None:
+        _general_metadata(w, ckpt, n_params)
+        arch.add_metadata(w)
+        w.add_file_type(out_type.file_type)
+        w.add_quantization_version(gguf.GGML_QUANT_VERSION)
+        vocab.add_to(w)
+
+    log.info("converting %s (%s, %d tensors) to %s", src, arch.gguf_arch, len(plan), out_type.name)
+    return write_gguf(out, arch.gguf_arch, add_metadata, plan, progress=progress)

@@ -1,0 +1,90 @@
+"""Independent references for model logits: transformers (torch, fp32) for
+Llama-family checkpoints, and llama.cpp through llama-cpp-python for any GGUF."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+
+def max_abs_relative(ours: np.ndarray, ref: np.ndarray) -> float:
+    """max |ours - ref| / max |ref| over all logits: the error relative to the
+    scale of the logits, insensitive to individual near-zero entries."""
+    return float(np.max(np.abs(ours.astype(np.float64) - ref)) / np.max(np.abs(ref)))
+
+
+def transformers_llama_logits(hf_dir: Path, ids: list[int]) -> np.ndarray:
+    import torch
+    from transformers import LlamaForCausalLM
+
+    model = LlamaForCausalLM.from_pretrained(str(hf_dir), torch_dtype=torch.float32)
+    model.eval()
+    with torch.no_grad():
+        out = model(torch.tensor([ids]))
+    return out.logits[0].double().numpy()
+
+
+def minicpm_as_llama_logits(hf_dir: Path, ids: list[int]) -> np.ndarray:
+    """MiniCPM through transformers' Llama code with the three μP scalars folded
+    into the weights (the 'Llama format' of MiniCPM/CPM.cu): E' = scale_emb E,
+    W_o' = r W_o, W_down' = r W_down with r = scale_depth / sqrt(L), and
+    W_lm' = W_lm / (hidden / dim_model_base). LongRoPE maps onto transformers'
+    longrope rope type."""
+    import torch
+    from safetensors.torch import load_file
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    cfg = json.loads((hf_dir / "config.json").read_text())
+    tensors = {}
+    for f in sorted(hf_dir.glob("*.safetensors")):
+        tensors.update({k: v.float().numpy() for k, v in load_file(str(f)).items()})
+    L, H = cfg["num_hidden_layers"], cfg["hidden_size"]
+    r = cfg["scale_depth"] / np.sqrt(L)
+    logit_div = H / cfg["dim_model_base"]
+    sd = {}
+    for k, v in tensors.items():
+        v = v.astype(np.float32)
+        if k == "model.embed_tokens.weight":
+            head = tensors.get("lm_head.weight", v).astype(np.float32) / logit_div
+            sd["lm_head.weight"] = torch.from_numpy(np.ascontiguousarray(head))
+            v = v * cfg["scale_emb"]
+        elif k.endswith("self_attn.o_proj.weight") or k.endswith("mlp.down_proj.weight"):
+            v = v * r
+        elif k == "lm_head.weight":
+            continue
+        sd[k] = torch.from_numpy(np.ascontiguousarray(v))
+    llama_cfg = dict(
+        vocab_size=cfg["vocab_size"], hidden_size=H, intermediate_size=cfg["intermediate_size"],
+        num_hidden_layers=L, num_attention_heads=cfg["num_attention_heads"],
+        num_key_value_heads=cfg.get("num_key_value_heads", cfg["num_attention_heads"]),
+        rms_norm_eps=cfg["rms_norm_eps"], max_position_embeddings=cfg["max_position_embeddings"],
+        tie_word_embeddings=False, attention_bias=False,
+    )
+    rope = cfg.get("rope_scaling")
+    rope_params = {"rope_type": "default", "rope_theta": cfg.get("rope_theta", 10000.0)}
+    if rope and rope.get("rope_type", rope.get("type")) == "longrope":
+        rope_params = {"rope_type": "longrope", "rope_theta": cfg.get("rope_theta", 10000.0),
+                       "long_factor": rope["long_factor"], "short_factor": rope["short_factor"],
+                       "original_max_position_embeddings": rope["original_max_position_embeddings"]}
+    config = LlamaConfig(**llama_cfg, rope_parameters=rope_params)
+    model = LlamaForCausalLM(config)
+    missing, unexpected = model.load_state_dict(sd, strict=False)
+    assert not unexpected and all("rotary" in m for m in missing), (missing, unexpected)
+    model.eval()
+    with torch.no_grad():
+        out = model(torch.tensor([ids]))
+    return out.logits[0].double().numpy()
+
+
+def llama_cpp_logits(gguf_path: Path, ids: list[int]) -> np.ndarray:
+    from llama_cpp import Llama
+
+    # F32 KV cache: llama.cpp's default F16 cache alone would exceed the f32 tolerance.
+    llm = Llama(model_path=str(gguf_path), n_ctx=max(256, len(ids) + 8), logits_all=True, verbose=False,
+                n_threads=2, n_batch=512, type_k=0, type_v=0, flash_attn=False)
+    llm.reset()
+    llm.eval(ids)
+    out = np.array(llm.scores[: len(ids)], dtype=np.float64)
+    llm.close()
+    return out

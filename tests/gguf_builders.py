@@ -53,8 +53,15 @@ def enc_tensor_info(name: str | bytes, ne: list[int], ggml_type: int, offset: in
             + struct.pack("<IQ", ggml_type, offset))
 
 
+# (block size, bytes per block) by type id: gguf-py's table, except Q8_1, whose
+# block in ggml-common.h is two ggml_half + 32 int8 (gguf-py keeps the older
+# float-scale size 40).
+BLOCK_GEOMETRY = {int(t): v for t, v in GGML_QUANT_SIZES.items()}
+BLOCK_GEOMETRY[int(GGMLQuantizationType.Q8_1)] = (32, 2 + 2 + 32)
+
+
 def tensor_nbytes(ne: list[int], ggml_type: int) -> int:
-    block, size = GGML_QUANT_SIZES[GGMLQuantizationType(ggml_type)]
+    block, size = BLOCK_GEOMETRY[ggml_type]
     n = int(np.prod(ne, dtype=np.int64))
     return n // block * size
 

@@ -131,15 +131,20 @@ def block_scale_q8(blocks):
     return d, q
 
 
+def to_f16(v):
+    with np.errstate(over="ignore"):  # beyond 65504 -> inf, as in ggml
+        return v.astype(np.float16)
+
+
 def numpy_q8_0(x):
     d, q = block_scale_q8(x.reshape(-1, 32))
-    return np.concatenate([d.astype(np.float16).view(np.uint8).reshape(-1, 2), q.view(np.uint8)], axis=1).tobytes()
+    return np.concatenate([to_f16(d).view(np.uint8).reshape(-1, 2), q.view(np.uint8)], axis=1).tobytes()
 
 
 def numpy_q8_1(x):
     d, q = block_scale_q8(x.reshape(-1, 32))
-    s = (q.astype(np.int32).sum(axis=1).astype(np.float32) * d).astype(np.float16)
-    head = np.stack([d.astype(np.float16), s], axis=1).view(np.uint8).reshape(-1, 4)
+    s = to_f16(q.astype(np.int32).sum(axis=1).astype(np.float32) * d)
+    head = np.stack([to_f16(d), s], axis=1).view(np.uint8).reshape(-1, 4)
     return np.concatenate([head, q.view(np.uint8)], axis=1).tobytes()
 
 
@@ -184,8 +189,9 @@ def test_activation_quantizer_matches_ggml_reference(isa, name, qtype, reference
     rng = np.random.default_rng(7)
     for k in (1, 2, 3, 7):
         n = block * k
+        huge = (rng.standard_normal(n) * 1e7).astype(np.float32)  # d beyond binary16 range -> inf
         for x in (varied_values(rng, 1, n)[0], rng.standard_normal(n).astype(np.float32), rounding_edge_cases(n),
-                  np.zeros(n, dtype=np.float32)):
+                  np.zeros(n, dtype=np.float32), huge):
             got = _core.quantize_activations(name, x, isa=isa)
             assert got == reference(x), f"{name} differs from the reference for n={n} on {isa}"
             assert _core.quantize_activations(int(qtype), x, isa=isa) == got

@@ -9,6 +9,7 @@
 #include "bindings/bindings.h"
 #include "model/model.h"
 #include "runtime/generator.h"
+#include "runtime/sampler.h"
 
 namespace py = pybind11;
 
@@ -117,6 +118,33 @@ void register_model(py::module_& m) {
             return py::make_tuple(logp, top);
           },
           py::arg("tokens"), py::arg("first"));
+
+  m.def(
+      "sample_token",
+      [](py::array_t<float, py::array::c_style | py::array::forcecast> logits, const py::object& history,
+         float temperature, int top_k, float top_p, float min_p, float repeat_penalty, int repeat_last_n,
+         uint64_t seed, int n_draws) {
+        // Draws n_draws tokens from one Sampler (one RNG stream): lets tests
+        // compare the sampling distribution with an independent computation.
+        if (logits.ndim() != 1 || logits.size() == 0) throw ArgumentError("logits must be a non-empty 1-D array");
+        if (n_draws < 1) throw ArgumentError("n_draws must be >= 1");
+        SamplingParams p;
+        p.temperature = temperature;
+        p.top_k = top_k;
+        p.top_p = top_p;
+        p.min_p = min_p;
+        p.repeat_penalty = repeat_penalty;
+        p.repeat_last_n = repeat_last_n;
+        p.seed = seed;
+        Sampler sampler(p);
+        std::vector<int32_t> hist = to_tokens(history);
+        std::vector<int32_t> out(static_cast<size_t>(n_draws), 0);
+        for (auto& t : out) t = sampler.sample(logits.data(), int(logits.size()), hist);
+        return out;
+      },
+      py::arg("logits"), py::arg("history") = std::vector<int32_t>(), py::arg("temperature") = 0.8f,
+      py::arg("top_k") = 40, py::arg("top_p") = 0.95f, py::arg("min_p") = 0.05f, py::arg("repeat_penalty") = 1.0f,
+      py::arg("repeat_last_n") = 64, py::arg("seed") = 0xFFFFFFFFull, py::arg("n_draws") = 1);
 
   py::class_<Generator>(m, "Generator")
       .def(py::init([](Model& mdl, const py::object& prompt, int max_tokens, std::vector<int32_t> stop_ids,

@@ -19,9 +19,12 @@ namespace mce {
 const KernelTable* kernel_table_avx2() { return nullptr; }
 const KernelTable* kernel_table_avx512() { return nullptr; }
 #endif
-// NEON kernels are not written yet.
+// The NEON levels have no kernels yet. The translation units that add them
+// (arm_neon/) define these two and the build defines MCE_HAVE_NEON_KERNELS.
+#if !defined(MCE_HAVE_NEON_KERNELS)
 const KernelTable* kernel_table_neon() { return nullptr; }
 const KernelTable* kernel_table_neon_dotprod() { return nullptr; }
+#endif
 
 namespace {
 

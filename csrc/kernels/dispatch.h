@@ -18,7 +18,11 @@ const char* isa_name(Isa isa);
 //   F32, F16, BF16 -> F32 (no conversion);  Q4_0, Q8_0 -> Q8_0;
 //   Q4_1 -> Q8_1;  Q4_K, Q6_K -> Q8_K.
 using QuantizeRowFn = void (*)(const float* x, void* y, int64_t n);
-// dot(n, weight_row, activation_row_in_vec_dot_format) -> f32
+// dot(n, weight_row, activation_row_in_vec_dot_format) -> f32. n is a
+// multiple of the weight type's block size (any n >= 0 for F32/F16/BF16).
+// Integer parts of quantized dots are exact on every level; float parts are
+// summed in an order that differs per level, so levels agree within
+// 2 * eps_f32 * (L + 8) * sum_i |w_i x_i| (L: blocks per row, or n/8 + 8).
 using VecDotFn = float (*)(int64_t n, const void* w, const void* x);
 
 struct WeightKernel {
@@ -97,7 +101,8 @@ Isa isa_from_name(const char* name);
 
 // Bytes needed for an activation row of n elements in format t (F32, Q8_0,
 // Q8_1 or Q8_K; n a multiple of its block size). Throws mce::ArgumentError
-// otherwise.
+// otherwise. Activation buffers must be 4-byte aligned (Q8_K holds an f32);
+// 64 bytes is best.
 size_t act_row_bytes(GgmlType t, int64_t n);
 // Converts an f32 row into activation format t with the given table's
 // quantizer (F32: a copy). y must hold act_row_bytes(t, n).

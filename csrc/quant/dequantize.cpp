@@ -4,6 +4,7 @@
 // same bits as gguf-py.
 #include "quant/dequantize.h"
 
+#include <cstring>
 #include <string>
 
 #include "core/error.h"

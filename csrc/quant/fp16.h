@@ -38,7 +38,8 @@ static inline float fp16_to_f32(uint16_t h) {
   // stays inf/NaN under the scaling.
   const float normal = bits_to_f32((two_w >> 4) + (224u << 23)) * 0x1p-112f;
   const float subnormal = bits_to_f32((two_w >> 17) | (126u << 23)) - 0.5f;
-  const uint32_t mag = two_w < (1u << 27) ? f32_to_bits(subnormal) : f32_to_bits(normal);
+  const uint32_t is_sub = 0u - static_cast<uint32_t>(two_w < (1u << 27));  // all ones or zero
+  const uint32_t mag = (f32_to_bits(subnormal) & is_sub) | (f32_to_bits(normal) & ~is_sub);
   return bits_to_f32(sign | mag);
 }
 

@@ -139,7 +139,8 @@ def build_parser() -> argparse.ArgumentParser:
     v = sub.add_parser("convert", help="convert a Hugging Face checkpoint or re-type a GGUF file")
     v.add_argument("source", help="Hugging Face model directory or .gguf file")
     v.add_argument("-o", "--output", required=True)
-    v.add_argument("--type", default="f16", help="f32, f16, bf16, q8_0, q4_0, q4_1 (default f16)")
+    v.add_argument("--type", default="f16", choices=["f32", "f16", "bf16", "q8_0", "q4_0", "q4_1"],
+                   help="tensor type of the matrices (default f16)")
     v.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     v.set_defaults(func=cmd_convert)
 
@@ -159,6 +160,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    import logging
+    logging.basicConfig(level=logging.WARNING, format="minicpm-edge: %(levelname)s: %(message)s")
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)

@@ -5,7 +5,7 @@ for how a GGUF vocabulary is meant to be used:
 
 * `tokenizer.ggml.model == "gpt2"`: byte-level BPE. The merges run in the
   `tokenizers` library; the text is first cut by the regex list llama.cpp picks
-  from `tokenizer.ggml.pre` (see `pretokenizers.py`-style table below).
+  from `tokenizer.ggml.pre` (PRE_TOKENIZERS below).
 * `tokenizer.ggml.model == "llama"`: SentencePiece BPE (merge the adjacent pair
   whose concatenation is the highest-scoring token, byte fallback to `<0xNN>`,
   spaces escaped as U+2581). The vocabulary is handed to the `sentencepiece`
@@ -17,6 +17,7 @@ for how a GGUF vocabulary is meant to be used:
 from __future__ import annotations
 
 import codecs
+import numbers
 import struct
 from dataclasses import dataclass
 from enum import IntEnum
@@ -150,11 +151,12 @@ def _list(md: Mapping, key: str, kind: type, required: bool = False) -> list | N
     if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
         raise ValueError(f"GGUF metadata {key} must be an array, got {type(value).__name__}")
     out = list(value)
-    for v in out:
-        if kind is float and isinstance(v, (int, float)) and not isinstance(v, bool):
-            continue
-        if not isinstance(v, kind) or (kind is int and isinstance(v, bool)):
+    want = {str: str, int: numbers.Integral, float: numbers.Real}[kind]
+    for k, v in enumerate(out):
+        if isinstance(v, bool) or not isinstance(v, want):
             raise ValueError(f"GGUF metadata {key} must hold {kind.__name__} values, found {type(v).__name__}")
+        if kind is not str and type(v) is not kind:
+            out[k] = kind(v)     # numpy scalars from other readers
     return out
 
 
@@ -162,16 +164,13 @@ def _scalar(md: Mapping, key: str, kind: type, default=None):
     value = md.get(key, default)
     if value is None:
         return None
-    if kind is int and (isinstance(value, bool) or not isinstance(value, int)):
-        if hasattr(value, "__int__") and not isinstance(value, (bool, str, float)):
-            value = int(value)     # numpy scalars from other readers
-        else:
-            raise ValueError(f"GGUF metadata {key} must be an integer, got {value!r}")
-    if kind is bool and not isinstance(value, bool):
-        raise ValueError(f"GGUF metadata {key} must be a boolean, got {value!r}")
-    if kind is str and not isinstance(value, str):
-        raise ValueError(f"GGUF metadata {key} must be a string, got {value!r}")
-    return value
+    if kind is int and isinstance(value, numbers.Integral) and not isinstance(value, bool):
+        return int(value)
+    if kind is bool and (isinstance(value, bool) or getattr(getattr(value, "dtype", None), "kind", "") == "b"):
+        return bool(value)
+    if kind is str and isinstance(value, str):
+        return value
+    raise ValueError(f"GGUF metadata {key} must be a {kind.__name__}, got {value!r}")
 
 
 class Tokenizer:
@@ -201,8 +200,8 @@ class Tokenizer:
         if scores is not None and len(scores) < n:
             raise ValueError(f"tokenizer.ggml.scores has {len(scores)} entries for {n} tokens")
         self._tokens: list[str] = tokens
-        self._types: list[int] = [t if t in TokenType._value2member_map_ else TokenType.UNDEFINED
-                                  for t in types[:n]]
+        known = {int(t) for t in TokenType}
+        self._types: list[int] = [t if t in known else int(TokenType.UNDEFINED) for t in types[:n]]
         self._id_of: dict[str, int] = {}
         for i, t in enumerate(tokens):
             if self._id_of.setdefault(t, i) != i:
@@ -432,8 +431,13 @@ class Tokenizer:
         """Text of `ids`. skip_special drops control/unknown tokens; clean_spaces (None: as the
         vocabulary's pre-tokenizer says, like llama.cpp's detokenize) removes spaces before . , ! ?
         and in contractions."""
-        stream = StreamDecoder(self, skip_special=skip_special)
-        text = "".join(stream.feed(t) for t in ids) + stream.flush()
+        pieces = [self.token_to_bytes(t, special=not skip_special) for t in ids]
+        if self.add_space_prefix:
+            # SPM: the space encode put in front of the text is not part of it.
+            first = next((k for k, p in enumerate(pieces) if p), None)
+            if first is not None and pieces[first].startswith(b" "):
+                pieces[first] = pieces[first][1:]
+        text = b"".join(pieces).decode("utf-8", errors="replace")
         if self.clean_spaces if clean_spaces is None else clean_spaces:
             text = _clean_up_spaces(text)
         return text

@@ -7,9 +7,9 @@ Run (libFuzzer flags pass straight through; exits 0 when nothing was found):
 A finding is any crash (a native fault kills the process), any exception other
 than the project's own error classes, or an accepted file that breaks an
 invariant the reader promises (tensor ranges inside the file, aligned,
-disjoint, sized as gguf-py's GGML_QUANT_SIZES says; data views that are the
-file's own bytes; metadata that converts to Python values of the declared
-types). libFuzzer writes the input to ./crash-<sha1>; replay it with
+disjoint, sized as gguf-py's GGML_QUANT_SIZES says -- Q8_1 as ggml's
+block_q8_1; data views that are the file's own bytes; metadata that converts
+to Python values of the declared types). libFuzzer writes the input to ./crash-<sha1>; replay it with
 `python tests/fuzz/fuzz_gguf.py crash-<sha1>`.
 
 The native module is normally built without coverage instrumentation (GCC has
@@ -42,7 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: gguf_bui
 
 import gguf  # noqa: E402
 import gguf_builders as gb  # noqa: E402
-from gguf.constants import GGML_QUANT_SIZES, GGMLQuantizationType  # noqa: E402
+from gguf.constants import GGMLQuantizationType  # noqa: E402
 
 from minicpm_edge import _core  # noqa: E402
 
@@ -195,7 +195,7 @@ def _check_accepted(f, data: bytes) -> None:
     for t in f.tensors:
         assert t["name"] not in names and 0 < len(t["name"].encode()) < 64
         names.add(t["name"])
-        block, size = GGML_QUANT_SIZES[GGMLQuantizationType(t["type"])]
+        block, size = gb.BLOCK_GEOMETRY[t["type"]]
         assert 1 <= len(t["shape"]) <= 4 and all(d >= 1 for d in t["shape"])
         assert t["shape"][0] % block == 0
         assert t["nbytes"] == int(np.prod(t["shape"], dtype=object)) // block * size

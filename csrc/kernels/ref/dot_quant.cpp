@@ -24,12 +24,12 @@ float vec_dot_q4_0_q8_0(int64_t n, const void* vw, const void* vx) {
   const Q8_0Block* x = static_cast<const Q8_0Block*>(vx);
   float sum = 0.0f;
   for (int64_t i = 0; i < n / kQK4_0; ++i) {
-    int isum = 0;
+    int lo = 0, hi = 0;
     for (int j = 0; j < kQK4_0 / 2; ++j) {
-      isum += ((w[i].qs[j] & 0xF) - 8) * x[i].qs[j];
-      isum += ((w[i].qs[j] >> 4) - 8) * x[i].qs[j + kQK4_0 / 2];
+      lo += ((w[i].qs[j] & 0xF) - 8) * x[i].qs[j];
+      hi += ((w[i].qs[j] >> 4) - 8) * x[i].qs[j + kQK4_0 / 2];
     }
-    sum += static_cast<float>(isum) * (fp16_to_f32(w[i].d) * fp16_to_f32(x[i].d));
+    sum += static_cast<float>(lo + hi) * (fp16_to_f32(w[i].d) * fp16_to_f32(x[i].d));
   }
   return sum;
 }
@@ -41,12 +41,12 @@ float vec_dot_q4_1_q8_1(int64_t n, const void* vw, const void* vx) {
   const Q8_1Block* x = static_cast<const Q8_1Block*>(vx);
   float sum = 0.0f;
   for (int64_t i = 0; i < n / kQK4_0; ++i) {
-    int isum = 0;
+    int lo = 0, hi = 0;
     for (int j = 0; j < kQK4_0 / 2; ++j) {
-      isum += (w[i].qs[j] & 0xF) * x[i].qs[j];
-      isum += (w[i].qs[j] >> 4) * x[i].qs[j + kQK4_0 / 2];
+      lo += (w[i].qs[j] & 0xF) * x[i].qs[j];
+      hi += (w[i].qs[j] >> 4) * x[i].qs[j + kQK4_0 / 2];
     }
-    sum += static_cast<float>(isum) * (fp16_to_f32(w[i].d) * fp16_to_f32(x[i].d)) +
+    sum += static_cast<float>(lo + hi) * (fp16_to_f32(w[i].d) * fp16_to_f32(x[i].d)) +
            fp16_to_f32(w[i].m) * fp16_to_f32(x[i].s);
   }
   return sum;

@@ -7,6 +7,7 @@ by test_base_files_are_valid) and changes exactly one thing at the byte level.
 from __future__ import annotations
 
 import errno
+import os
 import re
 import struct
 
@@ -299,7 +300,7 @@ def test_truncated_in_tensor_info_names_the_tensor():
 def test_empty_file_on_disk(tmp_path):
     path = tmp_path / "empty.gguf"
     path.write_bytes(b"")
-    with pytest.raises(_core.GGUFFormatError, match=r"file '.*empty\.gguf' is empty \(0 bytes\)"):
+    with pytest.raises(_core.GGUFFormatError, match=r"^GGUF: empty file \(0 bytes\): not a GGUF file \[in '.*empty\.gguf'\]$"):
         _core.GGUFFile(path)
 
 
@@ -316,7 +317,20 @@ def test_nonexistent_path(tmp_path):
         _core.GGUFFile(path)
     assert info.value.errno == errno.ENOENT
     assert info.value.filename == str(path)
-    assert "GGUF: cannot open" in str(info.value)
+    assert str(info.value) == f"[Errno 2] GGUF: cannot open: No such file or directory: '{path}'"
+
+
+def test_nonexistent_undecodable_path(tmp_path):
+    path = os.fsencode(tmp_path) + b"/caf\xe9-\xff.gguf"  # not UTF-8
+    with pytest.raises(FileNotFoundError) as info:
+        _core.GGUFFile(path)
+    assert info.value.filename == os.fsdecode(path)
+
+
+def test_messages_keep_unicode_names_readable():
+    data = kv_file(enc_kv("ключ", U8, 1), enc_kv("ключ", U8, 2))
+    with pytest.raises(_core.GGUFFormatError, match="metadata key #2 'ключ' is a duplicate of key #1"):
+        _core.GGUFFile.from_bytes(data)
 
 
 def test_directory_path(tmp_path):

@@ -141,20 +141,21 @@ py::object typed_get(const PyGgufFile& self, const std::string& key, const py::o
 }
 
 // OpenError carries errno: raise the OSError subclass Python users expect
-// (FileNotFoundError, PermissionError, IsADirectoryError, ...). OSError's
-// constructor picks the subclass from the errno.
+// (FileNotFoundError, PermissionError, IsADirectoryError, ...), built like
+// Python's own: OSError(errno, message, filename) picks the subclass and
+// prints "[Errno 2] GGUF: cannot open: No such file or directory: 'x.gguf'".
 void translate_open_error(std::exception_ptr p) {
   try {
     if (p) std::rethrow_exception(p);
   } catch (const gguf::OpenError& e) {
-    PyObject* exc = PyObject_CallFunction(PyExc_OSError, "is", e.os_errno, e.what());
-    if (exc == nullptr) return;  // the constructor's own error stays set
-    PyObject* fname = PyUnicode_DecodeFSDefaultAndSize(e.path.data(), static_cast<Py_ssize_t>(e.path.size()));
-    if (fname != nullptr) {
-      PyObject_SetAttrString(exc, "filename", fname);
-      Py_DECREF(fname);
-    }
-    PyErr_Clear();  // a failed filename attribute is cosmetic
+    const std::string text = "GGUF: " + e.reason;
+    py::object msg = py::reinterpret_steal<py::object>(
+        PyUnicode_DecodeUTF8(text.data(), static_cast<Py_ssize_t>(text.size()), "backslashreplace"));
+    py::object fname = py::reinterpret_steal<py::object>(
+        PyUnicode_DecodeFSDefaultAndSize(e.path.data(), static_cast<Py_ssize_t>(e.path.size())));
+    if (!msg || !fname) return;  // the decoding error stays set
+    PyObject* exc = PyObject_CallFunction(PyExc_OSError, "iOO", e.os_errno, msg.ptr(), fname.ptr());
+    if (exc == nullptr) return;
     PyErr_SetObject(reinterpret_cast<PyObject*>(Py_TYPE(exc)), exc);
     Py_DECREF(exc);
   }

@@ -12,6 +12,8 @@
 #include <cstring>
 #include <limits>
 
+#include "gguf/utf8.h"
+
 namespace mce::gguf {
 
 const char* value_type_name(ValueType t) {
@@ -55,32 +57,46 @@ struct FdGuard {
 };
 
 [[noreturn]] void throw_os(const std::string& what, const std::string& path, int err) {
-  throw OpenError("GGUF: cannot " + what + " '" + path + "': " + std::strerror(err), err, path);
+  throw OpenError("cannot " + what + ": " + std::strerror(err), err, path);
 }
 
+// Paths are bytes; messages must be valid UTF-8 to become Python strings.
+std::string in_path(const std::string& path) { return " [in '" + escape_for_message(path, 4096) + "']"; }
+
 }  // namespace
+
+OpenError::OpenError(const std::string& reason, int os_errno, const std::string& path)
+    : Error("GGUF: " + reason + in_path(path)), reason(reason), os_errno(os_errno), path(path) {}
 
 std::unique_ptr<GgufFile> GgufFile::open(const std::string& path) {
   // open(2) would silently stop at an embedded NUL and open another file.
   if (path.find('\0') != std::string::npos) throw ArgumentError("GGUF: path contains a NUL byte");
   FdGuard fd{::open(path.c_str(), O_RDONLY | O_CLOEXEC)};
-  if (fd.fd < 0) throw_os("open", path, errno);
-  struct stat st;
-  if (::fstat(fd.fd, &st) != 0) throw_os("stat", path, errno);
-  if (S_ISDIR(st.st_mode)) throw_os("read", path, EISDIR);
-  if (!S_ISREG(st.st_mode)) {
-    throw OpenError("GGUF: '" + path + "' is not a regular file", EINVAL, path);
+  if (fd.fd < 0) {
+    const int err = errno;  // before anything else can overwrite it
+    throw_os("open", path, err);
   }
-  if (st.st_size == 0) throw FormatError("GGUF: file '" + path + "' is empty (0 bytes): not a GGUF file");
+  struct stat st;
+  if (::fstat(fd.fd, &st) != 0) {
+    const int err = errno;
+    throw_os("stat", path, err);
+  }
+  if (S_ISDIR(st.st_mode)) throw_os("read", path, EISDIR);
+  if (!S_ISREG(st.st_mode)) throw OpenError("cannot read: not a regular file", EINVAL, path);
+  if (st.st_size == 0) throw FormatError("GGUF: empty file (0 bytes): not a GGUF file" + in_path(path));
   if (static_cast<uint64_t>(st.st_size) > std::numeric_limits<size_t>::max()) {
-    throw OpenError("GGUF: file '" + path + "' is too large to map on this platform", EFBIG, path);
+    throw OpenError("cannot map: file too large for this platform", EFBIG, path);
   }
   const size_t size = static_cast<size_t>(st.st_size);
-  // MAP_PRIVATE + PROT_READ: the file is never written through the mapping,
-  // and a concurrent writer cannot change what the validated bytes mean for us
-  // except by truncating the file, which no reader can defend against.
+  // PROT_READ + MAP_PRIVATE: nothing is ever written through the mapping. As
+  // for every mmap-based loader (llama.cpp included), the file must not be
+  // rewritten or truncated while mapped: such changes show through the
+  // mapping after validation, and a truncation turns reads into SIGBUS.
   void* p = ::mmap(nullptr, size, PROT_READ, MAP_PRIVATE, fd.fd, 0);
-  if (p == MAP_FAILED) throw_os("map", path, errno);
+  if (p == MAP_FAILED) {
+    const int err = errno;
+    throw_os("map", path, err);
+  }
 
   std::unique_ptr<GgufFile> f(new GgufFile());
   f->mapping_ = p;  // owned from here on: the destructor unmaps even if parse throws
@@ -89,7 +105,7 @@ std::unique_ptr<GgufFile> GgufFile::open(const std::string& path) {
   try {
     f->parse();
   } catch (const FormatError& e) {
-    throw FormatError(std::string(e.what()) + " [in '" + path + "']");
+    throw FormatError(std::string(e.what()) + in_path(path));
   }
   return f;
 }

@@ -47,16 +47,17 @@ const char* value_type_name(ValueType t);
 
 // The file could not be opened or mapped. Carries errno so the binding can
 // raise the matching OSError subclass (FileNotFoundError, PermissionError...).
+// what() is "GGUF: <reason> [in '<path>']".
 struct OpenError : Error {
-  OpenError(const std::string& message, int os_errno, const std::string& path)
-      : Error(message), os_errno(os_errno), path(path) {}
+  OpenError(const std::string& reason, int os_errno, const std::string& path);
+  std::string reason;  // e.g. "cannot open: No such file or directory"
   int os_errno;
   std::string path;
 };
 
 // Largest general.alignment accepted (1 MiB). The format allows any power of
-// two that fits a u32; anything above a huge page is a hostile file, not a
-// layout choice, and refusing it keeps padding arithmetic far from overflow.
+// two that fits a u32, but writers use 32 to a few KiB; a larger value is a
+// broken or hostile file, and the cap keeps padding arithmetic trivially safe.
 constexpr uint64_t kMaxAlignment = uint64_t{1} << 20;
 
 struct TensorInfo {

@@ -39,23 +39,8 @@ constexpr uint32_t kMaxDims = 4;            // GGML_MAX_DIMS
 constexpr uint64_t kMinKvBytes = 8 + 1 + 4 + 1;
 constexpr uint64_t kMinTensorInfoBytes = 8 + 1 + 4 + 8 + 4 + 8;
 
-// A name fit for an error message: non-printable bytes escaped, long names cut.
-std::string quoted(std::string_view s) {
-  std::string out = "'";
-  const size_t limit = 80;
-  for (size_t k = 0; k < s.size() && k < limit; ++k) {
-    const unsigned char c = static_cast<unsigned char>(s[k]);
-    if (c >= 0x20 && c < 0x7F && c != '\'' && c != '\\') {
-      out += static_cast<char>(c);
-    } else {
-      char buf[8];
-      std::snprintf(buf, sizeof buf, "\\x%02x", c);
-      out += buf;
-    }
-  }
-  if (s.size() > limit) out += "...(" + std::to_string(s.size()) + " bytes)";
-  return out + "'";
-}
+// A name fit for an error message (see escape_for_message), in quotes.
+std::string quoted(std::string_view s) { return "'" + escape_for_message(s, 80) + "'"; }
 
 [[noreturn]] void fail(const std::string& msg) { throw FormatError("GGUF: " + msg); }
 

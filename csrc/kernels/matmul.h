@@ -1,8 +1,9 @@
 // y = x W^T for a weight matrix in any supported ggml type: the driver that
 // turns the per-type dot products of the kernel table into a threaded matmul.
-// Activations are converted once into the format the weight type's dot
-// consumes (ggml's vec_dot_type idea), then every output row is a dot per
-// token. Rows are split across threads in chunks.
+// For single tokens (decode) activations are converted once into the format
+// the weight type's dot consumes (ggml's vec_dot_type idea) and every output
+// row is one dot; batches (prefill) decode weight tiles to f32 instead and keep
+// activations exact (see matmul.cpp). Rows are split across threads in chunks.
 #pragma once
 #include <cstdint>
 #include <vector>

@@ -10,7 +10,7 @@ from typing import Iterator, Sequence
 import numpy as np
 
 from . import _core
-from .chat_template import render_chat
+from .chat_template import chat_template_from_metadata, render_chat
 from .openai_format import chat_chunk, chat_response, completion_chunk, completion_response
 from .stopping import StopStringFilter
 from .tokenizer import Tokenizer
@@ -42,7 +42,7 @@ class Model:
         self._core = _core.Model(self.model_path, n_ctx=int(n_ctx), n_threads=int(n_threads or 0),
                                  n_batch=int(n_batch))
         self.tokenizer = Tokenizer.from_metadata(self.metadata)
-        self.chat_template: str | None = self.metadata.get("tokenizer.chat_template")
+        self.chat_template: str = chat_template_from_metadata(self.metadata)
 
     # -- properties --------------------------------------------------------------------------
     @property
@@ -113,7 +113,7 @@ class Model:
     def _stream(self, prompt_ids: list[int], stop: str | list[str] | None, info: dict, **sampling) -> Iterator[str]:
         """Text deltas of a completion; fills info with finish_reason and token counts."""
         gen = self._generator(prompt_ids, **sampling)
-        decoder = self.tokenizer.stream_decoder()
+        decoder = self.tokenizer.stream_decoder(context=prompt_ids)
         stops = StopStringFilter([stop] if isinstance(stop, str) else stop)
         info.update(prompt_tokens=len(prompt_ids), completion_tokens=0, finish_reason="length")
         while True:

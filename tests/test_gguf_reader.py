@@ -288,3 +288,8 @@ def test_header_fields_read_from_raw_bytes():
     assert len(f.tensors) == struct.unpack_from("<q", raw, 8)[0]
     assert len(f.metadata) == struct.unpack_from("<q", raw, 16)[0]
     assert f.file_size == len(raw)
+
+
+@pytest.mark.slow
+def test_default_model_matches_gguf_reader(default_model):
+    compare_with_gguf_reader(default_model)

@@ -19,8 +19,8 @@ def _ids(n_vocab: int) -> list[int]:
     return np.random.default_rng(1234).integers(0, n_vocab, N_TOKENS).tolist()
 
 
-def _ours(gguf, ids):
-    m = Model(str(gguf), n_ctx=128, n_threads=2)
+def _ours(gguf, ids, **kw):
+    m = Model(str(gguf), n_ctx=128, n_threads=2, **kw)
     prefill = m.logits(ids)
     m.reset()
     decode = np.stack([m.eval([t]) for t in ids])
@@ -75,3 +75,22 @@ def test_minicpm_scales_match_transformers(tiny_models, converted, name):
     err = max_abs_relative(prefill, ref)
     print(f"{name} f32 vs transformers (folded scalars): {err:.2e}")
     assert err < TOL["f32"], err
+
+
+@pytest.mark.parametrize("typ", ["f16", "q8_0", "q4_0"])
+def test_llama_cpp_runs_our_llama_files(converted, typ):
+    """Our converter's llama files load in llama.cpp and give the logits we give.
+    With int8_activations, single-token decode does llama.cpp's int8 arithmetic
+    and must agree tightly; our prefill keeps activations in f32 while llama.cpp
+    quantizes them to int8, hence the wider bound there for quantized types."""
+    gguf = converted("llama", typ)
+    m = Model(str(gguf), n_ctx=128)
+    ids = _ids(m.n_vocab)
+    ref = llama_cpp_logits(gguf, ids)
+    prefill, decode = _ours(gguf, ids, int8_activations=True)
+    err_p, err_d = max_abs_relative(prefill, ref), max_abs_relative(decode, ref)
+    print(f"llama {typ} vs llama.cpp: prefill {err_p:.2e} decode {err_d:.2e}")
+    if typ == "f16":
+        assert err_p < TOL["f16"] and err_d < TOL["f16"], (err_p, err_d)
+    else:
+        assert err_d < 1e-4 and err_p < 5e-2, (err_p, err_d)

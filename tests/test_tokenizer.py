@@ -432,3 +432,16 @@ def test_default_model_streaming_matches_transformers_decode(smollm, hf_smollm):
     deltas = _stream(tok, ids, skip_special=True)
     assert all("\ufffd" not in d for d in deltas)
     assert "".join(deltas) == hf_smollm.decode(ids, skip_special_tokens=True) == MIXED_TEXT
+
+
+@pytest.mark.slow
+def test_default_model_wikitext_matches_llama_cpp(smollm, default_model):
+    """The whole file against llama.cpp's own tokenizer (llama-cpp-python, vocab only)."""
+    from llama_cpp import Llama
+
+    _, tok = smollm
+    text = WIKI_TEST.read_text(encoding="utf-8")
+    llm = Llama(model_path=str(default_model), vocab_only=True, verbose=False)
+    ref = llm.tokenize(text.encode("utf-8"), add_bos=False, special=False)
+    llm.close()
+    assert tok.encode(text, add_bos=False) == ref

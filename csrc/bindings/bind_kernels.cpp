@@ -90,17 +90,26 @@ GgmlType act_format(const py::object& fmt) {
   return checked_type(py::cast<int64_t>(fmt));
 }
 
-py::array_t<float> dequantize(const py::object& data, int64_t type_id, int64_t n) {
+// isa None: the reference decoder; otherwise that level's table entry.
+py::array_t<float> dequantize(const py::object& data, int64_t type_id, int64_t n, const py::object& isa) {
   const GgmlType t = checked_type(type_id);
   size_t nbytes = 0;
   std::vector<float> src = copy_bytes(data, &nbytes);
   if (!can_dequantize(t)) throw UnsupportedError("dequantize: tensor type " + type_name(t) + " is not supported");
   check_row(t, n, nbytes);
+  const DequantizeRowFn fn = isa.is_none() ? nullptr : table_arg(isa).dequantize_row[static_cast<uint32_t>(t)];
+  if (!isa.is_none() && fn == nullptr) {
+    throw UnsupportedError("dequantize: no " + py::cast<std::string>(isa) + " decoder for " + type_name(t));
+  }
   py::array_t<float> out(n);
   float* dst = out.mutable_data();
   {
     py::gil_scoped_release nogil;
-    dequantize_row(t, src.data(), dst, n);
+    if (fn) {
+      fn(src.data(), dst, n);
+    } else {
+      dequantize_row(t, src.data(), dst, n);
+    }
   }
   return out;
 }
@@ -157,8 +166,9 @@ void register_kernels(py::module_& m) {
   }, "Kernel levels this build can run on this CPU, lowest first.");
   m.def("set_isa", [](const std::string& name) { set_isa(isa_from_name(name.c_str())); }, py::arg("name"),
         "Switch the kernel level for the whole process (tests, benchmarks).");
-  m.def("dequantize", &dequantize, py::arg("data"), py::arg("type_id"), py::arg("n"),
-        "Decode n elements of ggml type type_id from bytes into a float32 array.");
+  m.def("dequantize", &dequantize, py::arg("data"), py::arg("type_id"), py::arg("n"), py::arg("isa") = py::none(),
+        "Decode n elements of ggml type type_id from bytes into a float32 array, with the reference "
+        "decoder or, given isa, that kernel level's decoder.");
   m.def("quantize_activations", &quantize_activations, py::arg("fmt"), py::arg("x"), py::arg("isa") = py::none(),
         "Quantize a float32 row into an activation format (F32, Q8_0, Q8_1, Q8_K); returns bytes.");
   m.def("vec_dot", &vec_dot, py::arg("type_id"), py::arg("weight"), py::arg("x"), py::arg("isa") = py::none(),

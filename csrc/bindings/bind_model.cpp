@@ -54,15 +54,17 @@ py::dict config_dict(const ModelConfig& c) {
 
 void register_model(py::module_& m) {
   py::class_<Model>(m, "Model")
-      .def(py::init([](const std::string& path, int n_ctx, int n_threads, int n_batch) {
+      .def(py::init([](const std::string& path, int n_ctx, int n_threads, int n_batch, bool int8_activations) {
              ModelOptions o;
              o.n_ctx = n_ctx;
              o.n_threads = n_threads;
              o.n_batch = n_batch;
+             o.precision = int8_activations ? ActivationPrecision::Int8 : ActivationPrecision::Exact;
              py::gil_scoped_release nogil;
              return std::make_unique<Model>(path, o);
            }),
-           py::arg("path"), py::arg("n_ctx") = 0, py::arg("n_threads") = 0, py::arg("n_batch") = 512)
+           py::arg("path"), py::arg("n_ctx") = 0, py::arg("n_threads") = 0, py::arg("n_batch") = 512,
+           py::arg("int8_activations") = false)
       .def_property_readonly("n_ctx", &Model::n_ctx)
       .def_property_readonly("n_vocab", &Model::n_vocab)
       .def_property_readonly("n_threads", &Model::n_threads)

@@ -6,6 +6,7 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "kernels/ref/ref_kernels.h"
 #include "quant/ggml_types.h"
 
 namespace mce {
@@ -24,6 +25,10 @@ using QuantizeRowFn = void (*)(const float* x, void* y, int64_t n);
 // summed in an order that differs per level, so levels agree within
 // 2 * eps_f32 * (L + 8) * sum_i |w_i x_i| (L: blocks per row, or n/8 + 8).
 using VecDotFn = float (*)(int64_t n, const void* w, const void* x);
+// Decodes n elements (a multiple of the type's block size, unchecked) of one
+// weight row to f32, bit for bit as the reference decoders of
+// quant/dequantize.h on every level.
+using DequantizeRowFn = void (*)(const void* src, float* dst, int64_t n);
 
 struct WeightKernel {
   GgmlType act_type = GgmlType::F32;   // F32, Q8_0, Q8_1 or Q8_K
@@ -39,6 +44,8 @@ struct KernelTable {
   float (*dot_f32)(int64_t n, const float* a, const float* b) = nullptr;
   // y[i] += a * x[i]
   void (*axpy_f32)(int64_t n, float a, const float* x, float* y) = nullptr;
+  // Indexed by GgmlType id; nullptr: no decoder for the type.
+  DequantizeRowFn dequantize_row[40] = {};
 };
 
 // The kernels one ISA level provides. make_kernel_table() turns a set into a
@@ -50,6 +57,10 @@ struct KernelSet {
   QuantizeRowFn quantize_q8_0, quantize_q8_1, quantize_q8_K;
   float (*dot_f32)(int64_t n, const float* a, const float* b);
   void (*axpy_f32)(int64_t n, float a, const float* x, float* y);
+  // Row decoders; a level may leave any of them nullptr to use the scalar one.
+  struct Dequantize {
+    DequantizeRowFn f32, f16, bf16, q8_0, q4_0, q4_1, q4_K, q6_K;
+  } dequantize{};
 };
 
 constexpr KernelTable make_kernel_table(Isa isa, const KernelSet& k) {
@@ -71,6 +82,17 @@ constexpr KernelTable make_kernel_table(Isa isa, const KernelSet& k) {
   t.quantize_q8_K = k.quantize_q8_K;
   t.dot_f32 = k.dot_f32;
   t.axpy_f32 = k.axpy_f32;
+  auto dq = [&t](GgmlType w, DequantizeRowFn fn, DequantizeRowFn scalar) {
+    t.dequantize_row[static_cast<uint32_t>(w)] = fn ? fn : scalar;
+  };
+  dq(GgmlType::F32, k.dequantize.f32, ref::dequantize_row_f32);
+  dq(GgmlType::F16, k.dequantize.f16, ref::dequantize_row_f16);
+  dq(GgmlType::BF16, k.dequantize.bf16, ref::dequantize_row_bf16);
+  dq(GgmlType::Q8_0, k.dequantize.q8_0, ref::dequantize_row_q8_0);
+  dq(GgmlType::Q4_0, k.dequantize.q4_0, ref::dequantize_row_q4_0);
+  dq(GgmlType::Q4_1, k.dequantize.q4_1, ref::dequantize_row_q4_1);
+  dq(GgmlType::Q4_K, k.dequantize.q4_K, ref::dequantize_row_q4_K);
+  dq(GgmlType::Q6_K, k.dequantize.q6_K, ref::dequantize_row_q6_K);
   return t;
 }
 

@@ -14,13 +14,6 @@ constexpr int64_t kRowsPerTask = 16;
 // Tokens per tile in prefill: the activation tile stays in L2 while a row
 // chunk of weights streams through L1.
 constexpr int64_t kTokensPerTile = 64;
-// Batches of at least this many tokens (prefill) keep activations in f32 and
-// decode each weight tile once for the whole batch: int8 activations (ggml's
-// vec_dot_type scheme) flip about 3% of SmolLM2's teacher-forced top-1
-// predictions against an fp32 reference, while the decoded tile, shared by up
-// to kTokensPerTile tokens, costs prefill only ~20%. Single-token decode is
-// bandwidth-bound and keeps the int8 dot products.
-constexpr int64_t kExactMinTokens = 16;
 }  // namespace
 
 // Exact-activation path: each task decodes its chunk of weight rows to f32
@@ -39,7 +32,7 @@ static void matmul_f32_act(const Weight& w, const float* x, int64_t n_tok, float
     const int64_t t0 = (task / n_row_chunks) * kTokensPerTile;
     const int64_t t1 = std::min(n_tok, t0 + kTokensPerTile);
     if (rows.size() < size_t((r1 - r0) * K)) rows.resize(size_t((r1 - r0) * K));
-    for (int64_t r = r0; r < r1; ++r) dequantize_row(w.type, w.row(r), rows.data() + (r - r0) * K, K);
+    for (int64_t r = r0; r < r1; ++r) kt.dequantize_row[uint32_t(w.type)](w.row(r), rows.data() + (r - r0) * K, K);
     for (int64_t t = t0; t < t1; ++t) {
       const float* xt = x + t * K;
       float* yt = y + t * y_stride;
@@ -49,12 +42,12 @@ static void matmul_f32_act(const Weight& w, const float* x, int64_t n_tok, float
 }
 
 void matmul(const Weight& w, const float* x, int64_t n_tok, float* y, ThreadPool& pool,
-            std::vector<uint8_t>& act_buf, int64_t y_stride) {
+            std::vector<uint8_t>& act_buf, ActivationPrecision precision, int64_t y_stride) {
   const KernelTable& kt = kernels();
   const WeightKernel& wk = kt.weight[static_cast<uint32_t>(w.type)];
   if (y_stride == 0) y_stride = w.rows;
   const int64_t K = w.cols;
-  if (wk.act_type != GgmlType::F32 && n_tok >= kExactMinTokens) {
+  if (wk.act_type != GgmlType::F32 && precision == ActivationPrecision::Exact) {
     matmul_f32_act(w, x, n_tok, y, pool, y_stride);
     return;
   }

@@ -1,9 +1,9 @@
 // y = x W^T for a weight matrix in any supported ggml type: the driver that
 // turns the per-type dot products of the kernel table into a threaded matmul.
-// For single tokens (decode) activations are converted once into the format
-// the weight type's dot consumes (ggml's vec_dot_type idea) and every output
-// row is one dot; batches (prefill) decode weight tiles to f32 instead and keep
-// activations exact (see matmul.cpp). Rows are split across threads in chunks.
+// Either weight tiles are decoded to f32 and dotted with f32 activations, or
+// activations are converted once into the int8 format the weight type's dot
+// consumes (ggml's vec_dot_type idea) and every output row is one integer dot.
+// Rows are split across threads in chunks.
 #pragma once
 #include <cstdint>
 #include <vector>
@@ -13,9 +13,21 @@
 
 namespace mce {
 
+// How activations meet quantized weights.
+enum class ActivationPrecision {
+  // f32 activations against weight tiles decoded to f32: the only rounding is
+  // the weights' own, as in an fp32 reference (transformers on the
+  // dequantized checkpoint).
+  Exact,
+  // ggml's scheme: activations quantized to int8 blocks (Q8_0/Q8_1/Q8_K) and
+  // integer dot products. Faster; about 3% of SmolLM2's top-1 predictions
+  // differ from the fp32 reference.
+  Int8,
+};
+
 // x: [n_tok][w.cols] f32, y: [n_tok][w.rows] f32 (row stride y_stride,
 // defaults to w.rows). act_buf is reusable scratch owned by the caller.
 void matmul(const Weight& w, const float* x, int64_t n_tok, float* y, ThreadPool& pool,
-            std::vector<uint8_t>& act_buf, int64_t y_stride = 0);
+            std::vector<uint8_t>& act_buf, ActivationPrecision precision, int64_t y_stride = 0);
 
 }  // namespace mce

@@ -16,6 +16,7 @@ namespace {
 // kLogitRows x n_vocab floats however long the batch is.
 constexpr int kLogitRows = 16;
 constexpr int kMaxContext = 1 << 20;
+constexpr int kExactMinTokens = 16;
 }  // namespace
 
 Model::Model(const std::string& path, const ModelOptions& opts) {
@@ -28,6 +29,7 @@ Model::Model(const std::string& path, const ModelOptions& opts) {
     throw ArgumentError("n_ctx must be between 1 and " + std::to_string(kMaxContext) + " (0 = default)");
   if (opts.n_batch < 0 || opts.n_batch > 8192) throw ArgumentError("n_batch must be between 1 and 8192");
   if (opts.n_threads < 0 || opts.n_threads > 512) throw ArgumentError("n_threads must be between 1 and 512");
+  precision_ = opts.precision;
   n_ctx_ = opts.n_ctx > 0 ? opts.n_ctx : std::min(cfg_.n_ctx_train, 4096);
   n_batch_ = std::min(opts.n_batch > 0 ? opts.n_batch : 512, n_ctx_);
   pool_ = std::make_unique<ThreadPool>(opts.n_threads > 0 ? opts.n_threads : default_thread_count());
@@ -124,6 +126,10 @@ void Model::forward_batch(const int32_t* tokens, int n, int pos0, int first_logi
   const int64_t qd = H * D, kvd = Hkv * D, F = cfg_.n_ff;
   const float eps = cfg_.rms_eps, rs = cfg_.residual_scale;
   ThreadPool& pool = *pool_;
+  // Int8 activations only pay off for small batches: from kExactMinTokens
+  // tokens on, a decoded weight tile is shared by enough tokens that exact
+  // f32 activations cost prefill little (~20%), so prefill stays exact.
+  const ActivationPrecision prec = n >= kExactMinTokens ? ActivationPrecision::Exact : precision_;
 
   pool.parallel_for(n, [&](int64_t t, int) {
     float* xt = x_.data() + t * E;
@@ -136,9 +142,9 @@ void Model::forward_batch(const int32_t* tokens, int n, int pos0, int first_logi
   for (int l = 0; l < cfg_.n_layer; ++l) {
     const LayerWeights& L = w_.layers[size_t(l)];
     pool.parallel_for(n, [&](int64_t t, int) { rmsnorm(x_.data() + t * E, L.attn_norm.data(), xn_.data() + t * E, E, eps); });
-    matmul(L.wq, xn_.data(), n, q_.data(), pool, act_);
-    matmul(L.wk, xn_.data(), n, k_.data(), pool, act_);
-    matmul(L.wv, xn_.data(), n, v_.data(), pool, act_);
+    matmul(L.wq, xn_.data(), n, q_.data(), pool, act_, prec);
+    matmul(L.wk, xn_.data(), n, k_.data(), pool, act_, prec);
+    matmul(L.wv, xn_.data(), n, v_.data(), pool, act_, prec);
     pool.parallel_for(n, [&](int64_t t, int) {
       float *qt = q_.data() + t * qd, *kt = k_.data() + t * kvd, *vt = v_.data() + t * kvd;
       if (!L.bq.empty()) add_scaled(qt, L.bq.data(), 1.0f, qd);
@@ -154,15 +160,15 @@ void Model::forward_batch(const int32_t* tokens, int n, int pos0, int first_logi
       }
     });
     attention(l, n, pos0);
-    matmul(L.wo, attn_.data(), n, xn_.data(), pool, act_);
+    matmul(L.wo, attn_.data(), n, xn_.data(), pool, act_, prec);
     pool.parallel_for(n, [&](int64_t t, int) {
       add_scaled(x_.data() + t * E, xn_.data() + t * E, rs, E);
       rmsnorm(x_.data() + t * E, L.ffn_norm.data(), xn_.data() + t * E, E, eps);
     });
-    matmul(L.w_gate, xn_.data(), n, ffn_gate_.data(), pool, act_);
-    matmul(L.w_up, xn_.data(), n, ffn_up_.data(), pool, act_);
+    matmul(L.w_gate, xn_.data(), n, ffn_gate_.data(), pool, act_, prec);
+    matmul(L.w_up, xn_.data(), n, ffn_up_.data(), pool, act_, prec);
     pool.parallel_for(n, [&](int64_t t, int) { silu_mul(ffn_gate_.data() + t * F, ffn_up_.data() + t * F, F); });
-    matmul(L.w_down, ffn_gate_.data(), n, xn_.data(), pool, act_);
+    matmul(L.w_down, ffn_gate_.data(), n, xn_.data(), pool, act_, prec);
     pool.parallel_for(n, [&](int64_t t, int) { add_scaled(x_.data() + t * E, xn_.data() + t * E, rs, E); });
   }
 
@@ -178,7 +184,7 @@ void Model::forward_batch(const int32_t* tokens, int n, int pos0, int first_logi
       if (inv_logit_scale != 1.0f)
         for (int64_t j = 0; j < E; ++j) xt[j] *= inv_logit_scale;
     });
-    matmul(w_.output, xn_.data(), cnt, logits_.data(), pool, act_);
+    matmul(w_.output, xn_.data(), cnt, logits_.data(), pool, act_, prec);
     for (int i = 0; i < cnt; ++i) on_logits(index0 + t0 + i, logits_.data() + size_t(i) * cfg_.n_vocab);
   }
 }

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "core/thread_pool.h"
+#include "kernels/matmul.h"
 #include "gguf/gguf_file.h"
 #include "model/config.h"
 #include "model/weights.h"
@@ -19,6 +20,9 @@ struct ModelOptions {
   int n_ctx = 0;        // 0: min(training context, 4096)
   int n_threads = 0;    // 0: default_thread_count()
   int n_batch = 512;    // tokens per prefill step
+  // Int8: ggml-style int8 activations for single-token decode (faster, not
+  // exact); Exact: f32 activations everywhere (see kernels/matmul.h).
+  ActivationPrecision precision = ActivationPrecision::Exact;
 };
 
 class Model {
@@ -55,6 +59,7 @@ class Model {
   ModelWeights w_;
   int n_ctx_ = 0;
   int n_batch_ = 0;
+  ActivationPrecision precision_ = ActivationPrecision::Exact;
   std::unique_ptr<ThreadPool> pool_;
   std::unique_ptr<KvCache> kv_;
   std::vector<int32_t> tokens_;

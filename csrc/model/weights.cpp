@@ -25,7 +25,9 @@ Weight as_matrix(const gguf::TensorInfo& t, int64_t rows, int64_t cols) {
   if (t.n_dims != 2 || t.ne[0] != cols || t.ne[1] != rows)
     throw FormatError("GGUF: tensor '" + t.name + "' has shape " + shape_str(t) + ", expected [" +
                       std::to_string(cols) + ", " + std::to_string(rows) + "]");
-  if (!kernels().weight[static_cast<uint32_t>(t.type)].vec_dot)
+  const uint32_t id = static_cast<uint32_t>(t.type);
+  constexpr uint32_t n_ids = sizeof(KernelTable::weight) / sizeof(KernelTable::weight[0]);
+  if (id >= n_ids || !kernels().weight[id].vec_dot)
     throw UnsupportedError("tensor '" + t.name + "' has type " + type_geometry(uint32_t(t.type)).name +
                            ", which this runtime cannot multiply yet");
   Weight w;

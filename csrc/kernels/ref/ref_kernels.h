@@ -21,4 +21,14 @@ float vec_dot_q4_1_q8_1(int64_t n, const void* w, const void* x);
 float vec_dot_q4_K_q8_K(int64_t n, const void* w, const void* x);
 float vec_dot_q6_K_q8_K(int64_t n, const void* w, const void* x);
 
+// Row decoders (DequantizeRowFn): n elements, a multiple of the block size.
+void dequantize_row_f32(const void* src, float* dst, int64_t n);
+void dequantize_row_f16(const void* src, float* dst, int64_t n);
+void dequantize_row_bf16(const void* src, float* dst, int64_t n);
+void dequantize_row_q8_0(const void* src, float* dst, int64_t n);
+void dequantize_row_q4_0(const void* src, float* dst, int64_t n);
+void dequantize_row_q4_1(const void* src, float* dst, int64_t n);
+void dequantize_row_q4_K(const void* src, float* dst, int64_t n);
+void dequantize_row_q6_K(const void* src, float* dst, int64_t n);
+
 }  // namespace mce::ref

@@ -11,7 +11,10 @@ constexpr KernelTable kAvx512Table = make_kernel_table(
     KernelSet{avx512::vec_dot_f32, avx512::vec_dot_f16_f32, avx512::vec_dot_bf16_f32,
               avx512::vec_dot_q8_0_q8_0, avx512::vec_dot_q4_0_q8_0, avx512::vec_dot_q4_1_q8_1,
               avx512::vec_dot_q4_K_q8_K, avx512::vec_dot_q6_K_q8_K, avx512::quantize_row_q8_0,
-              avx512::quantize_row_q8_1, avx512::quantize_row_q8_K, avx512::dot_f32, avx512::axpy_f32});
+              avx512::quantize_row_q8_1, avx512::quantize_row_q8_K, avx512::dot_f32, avx512::axpy_f32,
+              {avx512::dequantize_row_f32, avx512::dequantize_row_f16, avx512::dequantize_row_bf16,
+               avx512::dequantize_row_q8_0, avx512::dequantize_row_q4_0, avx512::dequantize_row_q4_1,
+               avx512::dequantize_row_q4_K, avx512::dequantize_row_q6_K}});
 
 }  // namespace
 

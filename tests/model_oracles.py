@@ -88,3 +88,27 @@ def llama_cpp_logits(gguf_path: Path, ids: list[int]) -> np.ndarray:
     out = np.array(llm.scores[: len(ids)], dtype=np.float64)
     llm.close()
     return out
+
+
+def llama_cpp_perplexity(gguf_path: Path, ids: list[int], n_ctx: int, n_chunks: int, bos_id: int | None) -> float:
+    """llama-perplexity's method through llama-cpp-python: windows of n_ctx
+    tokens (BOS in front when the vocabulary adds one), the second half of
+    each window scored."""
+    from llama_cpp import Llama
+
+    llm = Llama(model_path=str(gguf_path), n_ctx=n_ctx, n_batch=n_ctx, n_ubatch=512, logits_all=True,
+                verbose=False, n_threads=2)
+    first, nll, count = n_ctx // 2, 0.0, 0
+    for i in range(n_chunks):
+        window = list(ids[i * n_ctx:(i + 1) * n_ctx])
+        if bos_id is not None:
+            window[0] = bos_id
+        llm.reset()
+        llm.eval(window)
+        logits = np.array(llm.scores[first:n_ctx - 1], dtype=np.float64)
+        mx = logits.max(axis=1, keepdims=True)
+        lse = np.log(np.exp(logits - mx).sum(axis=1)) + mx[:, 0]
+        nll -= float((logits[np.arange(len(logits)), window[first + 1:]] - lse).sum())
+        count += len(logits)
+    llm.close()
+    return float(np.exp(nll / count))

@@ -64,7 +64,7 @@ void register_model(py::module_& m) {
              return std::make_unique<Model>(path, o);
            }),
            py::arg("path"), py::arg("n_ctx") = 0, py::arg("n_threads") = 0, py::arg("n_batch") = 512,
-           py::arg("int8_activations") = false)
+           py::arg("int8_activations") = true)
       .def_property_readonly("n_ctx", &Model::n_ctx)
       .def_property_readonly("n_vocab", &Model::n_vocab)
       .def_property_readonly("n_threads", &Model::n_threads)

@@ -20,9 +20,10 @@ struct ModelOptions {
   int n_ctx = 0;        // 0: min(training context, 4096)
   int n_threads = 0;    // 0: default_thread_count()
   int n_batch = 512;    // tokens per prefill step
-  // Int8: ggml-style int8 activations for single-token decode (faster, not
-  // exact); Exact: f32 activations everywhere (see kernels/matmul.h).
-  ActivationPrecision precision = ActivationPrecision::Exact;
+  // Int8: ggml-style int8 activations for small batches such as single-token
+  // decode (several times faster, not exact); Exact: f32 activations
+  // everywhere. Batches of 16+ tokens are always exact (see model.cpp).
+  ActivationPrecision precision = ActivationPrecision::Int8;
 };
 
 class Model {
@@ -59,7 +60,7 @@ class Model {
   ModelWeights w_;
   int n_ctx_ = 0;
   int n_batch_ = 0;
-  ActivationPrecision precision_ = ActivationPrecision::Exact;
+  ActivationPrecision precision_ = ActivationPrecision::Int8;
   std::unique_ptr<ThreadPool> pool_;
   std::unique_ptr<KvCache> kv_;
   std::vector<int32_t> tokens_;

@@ -7,13 +7,29 @@
 
 namespace mce::ref {
 
-void dequantize_row_f32(const void* src, float* dst, int64_t n) { dequantize_row(GgmlType::F32, src, dst, n); }
-void dequantize_row_f16(const void* src, float* dst, int64_t n) { dequantize_row(GgmlType::F16, src, dst, n); }
-void dequantize_row_bf16(const void* src, float* dst, int64_t n) { dequantize_row(GgmlType::BF16, src, dst, n); }
-void dequantize_row_q8_0(const void* src, float* dst, int64_t n) { dequantize_row(GgmlType::Q8_0, src, dst, n); }
-void dequantize_row_q4_0(const void* src, float* dst, int64_t n) { dequantize_row(GgmlType::Q4_0, src, dst, n); }
-void dequantize_row_q4_1(const void* src, float* dst, int64_t n) { dequantize_row(GgmlType::Q4_1, src, dst, n); }
-void dequantize_row_q4_K(const void* src, float* dst, int64_t n) { dequantize_row(GgmlType::Q4_K, src, dst, n); }
-void dequantize_row_q6_K(const void* src, float* dst, int64_t n) { dequantize_row(GgmlType::Q6_K, src, dst, n); }
+void dequantize_row_f32(const void* src, float* dst, int64_t n) {
+  dequantize_row(GgmlType::F32, src, dst, n);
+}
+void dequantize_row_f16(const void* src, float* dst, int64_t n) {
+  dequantize_row(GgmlType::F16, src, dst, n);
+}
+void dequantize_row_bf16(const void* src, float* dst, int64_t n) {
+  dequantize_row(GgmlType::BF16, src, dst, n);
+}
+void dequantize_row_q8_0(const void* src, float* dst, int64_t n) {
+  dequantize_row(GgmlType::Q8_0, src, dst, n);
+}
+void dequantize_row_q4_0(const void* src, float* dst, int64_t n) {
+  dequantize_row(GgmlType::Q4_0, src, dst, n);
+}
+void dequantize_row_q4_1(const void* src, float* dst, int64_t n) {
+  dequantize_row(GgmlType::Q4_1, src, dst, n);
+}
+void dequantize_row_q4_K(const void* src, float* dst, int64_t n) {
+  dequantize_row(GgmlType::Q4_K, src, dst, n);
+}
+void dequantize_row_q6_K(const void* src, float* dst, int64_t n) {
+  dequantize_row(GgmlType::Q6_K, src, dst, n);
+}
 
 }  // namespace mce::ref

@@ -27,11 +27,14 @@
 
 namespace mce::x86_256 {
 
-// The low 8 signed bytes of v -> 8 floats, exactly.
-static inline __m256 i8x8_to_ps(__m128i v) { return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(v)); }
-static inline void store_scaled_i8x16(__m128i q, __m256 d, float* y) {
-  _mm256_storeu_ps(y, _mm256_mul_ps(i8x8_to_ps(q), d));
-  _mm256_storeu_ps(y + 8, _mm256_mul_ps(i8x8_to_ps(_mm_unpackhi_epi64(q, q)), d));
+// 8 bytes at p widened to 32-bit lanes. The widening reads memory directly
+// (vpmovsxbd/vpmovzxbd ymm, m64), one shuffle-port uop per 8 elements, which
+// is what bounds these decoders.
+static inline __m256i load_i8x8_epi32(const void* p) {
+  return _mm256_cvtepi8_epi32(_mm_loadl_epi64(static_cast<const __m128i*>(p)));
+}
+static inline __m256i load_u8x8_epi32(const void* p) {
+  return _mm256_cvtepu8_epi32(_mm_loadl_epi64(static_cast<const __m128i*>(p)));
 }
 
 // F16C converts every binary16 exactly, as fp16_to_f32 does.
@@ -59,40 +62,34 @@ static inline void dequant_q8_0(const void* src, float* y, int64_t n) {
   const Q8_0Block* x = static_cast<const Q8_0Block*>(src);
   for (int64_t i = 0; i < n / kQK8_0; ++i, y += kQK8_0) {
     const __m256 d = _mm256_set1_ps(fp16_to_f32(x[i].d));
-    const __m128i a = _mm_loadu_si128(reinterpret_cast<const __m128i*>(x[i].qs));
-    const __m128i b = _mm_loadu_si128(reinterpret_cast<const __m128i*>(x[i].qs + 16));
-    store_scaled_i8x16(a, d, y);
-    store_scaled_i8x16(b, d, y + 16);
+    for (int k = 0; k < 4; ++k) {
+      _mm256_storeu_ps(y + 8 * k, _mm256_mul_ps(_mm256_cvtepi32_ps(load_i8x8_epi32(x[i].qs + 8 * k)), d));
+    }
   }
 }
 
-// Low nibbles of 16 bytes (elements 0..15) and high nibbles (16..31).
-static inline void split_nibbles(const uint8_t* p, __m128i* lo, __m128i* hi) {
-  const __m128i b = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
-  const __m128i m = _mm_set1_epi8(0x0F);
-  *lo = _mm_and_si128(b, m);
-  *hi = _mm_and_si128(_mm_srli_epi16(b, 4), m);
+// Bytes j..j+7 of a nibble array as 32-bit lanes, split into their low
+// nibbles (elements j..j+7) and high nibbles (elements j+16..j+23 for Q4_0/Q4_1,
+// j+32.. of the next sub-block for Q4_K).
+static inline void load_nibbles_x8(const uint8_t* p, __m256i* lo, __m256i* hi) {
+  const __m256i b = load_u8x8_epi32(p);
+  *lo = _mm256_and_si256(b, _mm256_set1_epi32(0x0F));
+  *hi = _mm256_srli_epi32(b, 4);
 }
 
 // x = (q - 8) * d
 static inline void dequant_q4_0(const void* src, float* y, int64_t n) {
   const Q4_0Block* x = static_cast<const Q4_0Block*>(src);
-  const __m128i eight = _mm_set1_epi8(8);
+  const __m256i eight = _mm256_set1_epi32(8);
   for (int64_t i = 0; i < n / kQK4_0; ++i, y += kQK4_0) {
     const __m256 d = _mm256_set1_ps(fp16_to_f32(x[i].d));
-    __m128i lo, hi;
-    split_nibbles(x[i].qs, &lo, &hi);
-    store_scaled_i8x16(_mm_sub_epi8(lo, eight), d, y);
-    store_scaled_i8x16(_mm_sub_epi8(hi, eight), d, y + 16);
+    for (int j = 0; j < kQK4_0 / 2; j += 8) {
+      __m256i lo, hi;
+      load_nibbles_x8(x[i].qs + j, &lo, &hi);
+      _mm256_storeu_ps(y + j, _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(lo, eight)), d));
+      _mm256_storeu_ps(y + j + 16, _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(hi, eight)), d));
+    }
   }
-}
-
-// 16 nibble values (0..15, as bytes) -> y[0..15] = q * d + m.
-static inline void store_q_times_d_plus_m(__m128i q, __m256 d, __m256 m, float* y) {
-  const __m256 a = i8x8_to_ps(q);
-  const __m256 b = i8x8_to_ps(_mm_unpackhi_epi64(q, q));
-  _mm256_storeu_ps(y, _mm256_add_ps(_mm256_mul_ps(a, d), m));
-  _mm256_storeu_ps(y + 8, _mm256_add_ps(_mm256_mul_ps(b, d), m));
 }
 
 // x = q * d + m
@@ -101,26 +98,18 @@ static inline void dequant_q4_1(const void* src, float* y, int64_t n) {
   for (int64_t i = 0; i < n / kQK4_0; ++i, y += kQK4_0) {
     const __m256 d = _mm256_set1_ps(fp16_to_f32(x[i].d));
     const __m256 m = _mm256_set1_ps(fp16_to_f32(x[i].m));
-    __m128i lo, hi;
-    split_nibbles(x[i].qs, &lo, &hi);
-    store_q_times_d_plus_m(lo, d, m, y);
-    store_q_times_d_plus_m(hi, d, m, y + 16);
-  }
-}
-
-// 32 nibble values (bytes) -> y[0..31] = d1 * q - m1.
-static inline void store_q4_k_sub(__m128i q_lo16, __m128i q_hi16, __m256 d1, __m256 m1, float* y) {
-  const __m128i parts[4] = {q_lo16, _mm_unpackhi_epi64(q_lo16, q_lo16), q_hi16,
-                            _mm_unpackhi_epi64(q_hi16, q_hi16)};
-  for (int k = 0; k < 4; ++k) {
-    _mm256_storeu_ps(y + 8 * k, _mm256_sub_ps(_mm256_mul_ps(d1, i8x8_to_ps(parts[k])), m1));
+    for (int j = 0; j < kQK4_0 / 2; j += 8) {
+      __m256i lo, hi;
+      load_nibbles_x8(x[i].qs + j, &lo, &hi);
+      _mm256_storeu_ps(y + j, _mm256_add_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(lo), d), m));
+      _mm256_storeu_ps(y + j + 16, _mm256_add_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(hi), d), m));
+    }
   }
 }
 
 // x = (d * sc) * q - dmin * m, per 32-element sub-block
 static inline void dequant_q4_k(const void* src, float* y, int64_t n) {
   const Q4_KBlock* x = static_cast<const Q4_KBlock*>(src);
-  const __m128i mask = _mm_set1_epi8(0x0F);
   for (int64_t i = 0; i < n / kQK_K; ++i) {
     const float d = fp16_to_f32(x[i].d);
     const float dmin = fp16_to_f32(x[i].dmin);
@@ -128,15 +117,23 @@ static inline void dequant_q4_k(const void* src, float* y, int64_t n) {
     q4_k_unpack_scales(x[i].scales, sm);
     const uint8_t* q = x[i].qs;
     for (int c = 0; c < 4; ++c, q += 32, y += 64) {
-      const __m128i a = _mm_loadu_si128(reinterpret_cast<const __m128i*>(q));
-      const __m128i b = _mm_loadu_si128(reinterpret_cast<const __m128i*>(q + 16));
-      const float d1 = d * sm[2 * c], m1 = dmin * sm[8 + 2 * c];
-      const float d2 = d * sm[2 * c + 1], m2 = dmin * sm[8 + 2 * c + 1];
-      store_q4_k_sub(_mm_and_si128(a, mask), _mm_and_si128(b, mask), _mm256_set1_ps(d1), _mm256_set1_ps(m1), y);
-      store_q4_k_sub(_mm_and_si128(_mm_srli_epi16(a, 4), mask), _mm_and_si128(_mm_srli_epi16(b, 4), mask),
-                     _mm256_set1_ps(d2), _mm256_set1_ps(m2), y + 32);
+      const __m256 d1 = _mm256_set1_ps(d * sm[2 * c]), m1 = _mm256_set1_ps(dmin * sm[8 + 2 * c]);
+      const __m256 d2 = _mm256_set1_ps(d * sm[2 * c + 1]), m2 = _mm256_set1_ps(dmin * sm[8 + 2 * c + 1]);
+      for (int j = 0; j < 32; j += 8) {
+        __m256i lo, hi;
+        load_nibbles_x8(q + j, &lo, &hi);
+        _mm256_storeu_ps(y + j, _mm256_sub_ps(_mm256_mul_ps(d1, _mm256_cvtepi32_ps(lo)), m1));
+        _mm256_storeu_ps(y + j + 32, _mm256_sub_ps(_mm256_mul_ps(d2, _mm256_cvtepi32_ps(hi)), m2));
+      }
     }
   }
+}
+
+// 16 signed bytes -> y[0..15] = q * d.
+static inline void store_scaled_i8x16(__m128i q, __m256 d, float* y) {
+  _mm256_storeu_ps(y, _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(q)), d));
+  const __m128i q_hi8 = _mm_unpackhi_epi64(q, q);
+  _mm256_storeu_ps(y + 8, _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(q_hi8)), d));
 }
 
 // 32 signed values (bytes) -> y[0..31] = s_lo * q for 0..15, s_hi * q for 16..31.
@@ -165,11 +162,14 @@ static inline void dequant_q6_k(const void* src, float* y, int64_t n) {
       const __m256i l1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ql + 32));
       const __m256i h = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(qh));
       // Shifts are 16-bit; the masks drop the bits that crossed byte borders.
-      const __m256i q1 = _mm256_or_si256(_mm256_and_si256(l0, m4), _mm256_and_si256(_mm256_slli_epi16(h, 4), m2h));
-      const __m256i q2 = _mm256_or_si256(_mm256_and_si256(l1, m4), _mm256_and_si256(_mm256_slli_epi16(h, 2), m2h));
-      const __m256i q3 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m4), _mm256_and_si256(h, m2h));
-      const __m256i q4 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4),
-                                         _mm256_and_si256(_mm256_srli_epi16(h, 2), m2h));
+      const __m256i h1 = _mm256_and_si256(_mm256_slli_epi16(h, 4), m2h);  // qh bits 0-1 -> 4-5
+      const __m256i h2 = _mm256_and_si256(_mm256_slli_epi16(h, 2), m2h);  // bits 2-3
+      const __m256i h3 = _mm256_and_si256(h, m2h);                        // bits 4-5
+      const __m256i h4 = _mm256_and_si256(_mm256_srli_epi16(h, 2), m2h);  // bits 6-7
+      const __m256i q1 = _mm256_or_si256(_mm256_and_si256(l0, m4), h1);
+      const __m256i q2 = _mm256_or_si256(_mm256_and_si256(l1, m4), h2);
+      const __m256i q3 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m4), h3);
+      const __m256i q4 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4), h4);
       const __m256i qs[4] = {q1, q2, q3, q4};
       for (int k = 0; k < 4; ++k) {
         const float s_lo = d * static_cast<float>(sc[2 * k]);

@@ -11,8 +11,9 @@ constexpr KernelTable kAvx2Table = make_kernel_table(
               avx2::vec_dot_q4_0_q8_0, avx2::vec_dot_q4_1_q8_1, avx2::vec_dot_q4_K_q8_K,
               avx2::vec_dot_q6_K_q8_K, avx2::quantize_row_q8_0, avx2::quantize_row_q8_1,
               avx2::quantize_row_q8_K, avx2::dot_f32, avx2::axpy_f32,
-              {avx2::dequantize_row_f32, avx2::dequantize_row_f16, avx2::dequantize_row_bf16, avx2::dequantize_row_q8_0,
-               avx2::dequantize_row_q4_0, avx2::dequantize_row_q4_1, avx2::dequantize_row_q4_K, avx2::dequantize_row_q6_K}});
+              {avx2::dequantize_row_f32, avx2::dequantize_row_f16, avx2::dequantize_row_bf16,
+               avx2::dequantize_row_q8_0, avx2::dequantize_row_q4_0, avx2::dequantize_row_q4_1,
+               avx2::dequantize_row_q4_K, avx2::dequantize_row_q6_K}});
 
 }  // namespace
 

@@ -8,6 +8,7 @@ import pytest
 
 from conftest import WIKI_TEST
 from minicpm_edge import Model
+from model_oracles import llama_cpp_perplexity
 
 # llama.cpp's llama-perplexity on this very file, ctx 2048, 20 chunks
 # (shared/docs/ANCHORS.md: Q4_1 as shipped).
@@ -57,10 +58,17 @@ def test_top1_and_perplexity_match_transformers(default_model, model):
 
 @pytest.mark.slow
 def test_perplexity_matches_llama_cpp(default_model):
+    """20 windows of 2048 tokens against llama.cpp run on the same file in the
+    same test (llama-cpp-python, llama-perplexity's method)."""
     m = Model(str(default_model), n_ctx=WINDOW, n_threads=2)
-    ppl = m.perplexity(WIKI_TEST.read_text(encoding="utf-8"), n_ctx=WINDOW, n_chunks=20)
-    print(f"PPL ours {ppl:.4f} vs llama.cpp {LLAMA_CPP_PPL_Q4_1} ({ppl / LLAMA_CPP_PPL_Q4_1 - 1:+.3%})")
-    assert abs(ppl / LLAMA_CPP_PPL_Q4_1 - 1) <= 0.005
+    text = WIKI_TEST.read_text(encoding="utf-8")
+    ppl = m.perplexity(text, n_ctx=WINDOW, n_chunks=20)
+    tok = m.tokenizer
+    ids = m.tokenize(text, add_bos=tok.add_bos)
+    ref = llama_cpp_perplexity(default_model, ids, WINDOW, 20, tok.bos_id if tok.add_bos else None)
+    print(f"PPL ours {ppl:.4f} vs llama.cpp {ref:.4f} ({ppl / ref - 1:+.3%}); "
+          f"ANCHORS.md llama-perplexity figure {LLAMA_CPP_PPL_Q4_1}")
+    assert abs(ppl / ref - 1) <= 0.005
 
 
 @pytest.mark.slow

@@ -75,12 +75,14 @@ Model::Model(const std::string& path, const ModelOptions& opts) {
 }
 
 void Model::truncate(int n) {
+  std::lock_guard<std::mutex> lock(mutex_);
   if (n < 0 || n > n_past()) throw ArgumentError("truncate: n out of range");
   tokens_.resize(static_cast<size_t>(n));
 }
 
 void Model::eval(const int32_t* tokens, int n, int first_logit, const LogitsFn& on_logits) {
   if (n <= 0) return;
+  std::lock_guard<std::mutex> lock(mutex_);
   for (int i = 0; i < n; ++i)
     if (tokens[i] < 0 || tokens[i] >= cfg_.n_vocab)
       throw ArgumentError("token id " + std::to_string(tokens[i]) + " is out of range (vocabulary size " +

@@ -4,6 +4,7 @@
 #pragma once
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -69,6 +70,9 @@ class Model {
   // Scratch, sized once for n_batch tokens.
   std::vector<float> x_, xn_, q_, k_, v_, attn_, ffn_gate_, ffn_up_, logits_, cos_, sin_, scores_;
   std::vector<uint8_t> act_;
+  // eval/truncate from several Python threads (the GIL is released) must not
+  // interleave inside the shared scratch buffers and cache.
+  std::mutex mutex_;
 };
 
 }  // namespace mce

@@ -15,6 +15,12 @@ WIKI_TEST = DATA / "wikitext-2-raw-test.txt"
 WIKI_VALID = DATA / "wikitext-2-valid.txt"
 
 
+def read_raw(path: Path) -> str:
+    """A text file exactly as its bytes say (CRLF kept), as llama.cpp's tools
+    read it; Path.read_text would turn the WikiText files' CRLF into LF."""
+    return path.read_bytes().decode("utf-8")
+
+
 def _cache_dir() -> Path:
     from minicpm_edge.hub import cache_dir
     return cache_dir()

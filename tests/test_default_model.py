@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from conftest import WIKI_TEST
+from conftest import WIKI_TEST, read_raw
 from minicpm_edge import Model
 from model_oracles import llama_cpp_perplexity
 
@@ -26,7 +26,7 @@ def test_top1_and_perplexity_match_transformers(default_model, model):
     import torch
     from transformers import AutoModelForCausalLM
 
-    text = WIKI_TEST.read_text(encoding="utf-8")
+    text = read_raw(WIKI_TEST)
     ids = model.tokenize(text[:40000])[:2 * WINDOW]
     assert len(ids) == 2 * WINDOW
     hf = AutoModelForCausalLM.from_pretrained(str(default_model.parent), gguf_file=default_model.name,
@@ -61,7 +61,7 @@ def test_perplexity_matches_llama_cpp(default_model):
     """20 windows of 2048 tokens against llama.cpp run on the same file in the
     same test (llama-cpp-python, llama-perplexity's method)."""
     m = Model(str(default_model), n_ctx=WINDOW, n_threads=2)
-    text = WIKI_TEST.read_text(encoding="utf-8")
+    text = read_raw(WIKI_TEST)
     ppl = m.perplexity(text, n_ctx=WINDOW, n_chunks=20)
     tok = m.tokenizer
     ids = m.tokenize(text, add_bos=tok.add_bos)

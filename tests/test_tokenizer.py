@@ -16,7 +16,7 @@ import json
 import gguf
 import pytest
 
-from conftest import WIKI_TEST, WIKI_VALID
+from conftest import WIKI_TEST, WIKI_VALID, read_raw
 from minicpm_edge.tokenizer import StreamDecoder, Tokenizer, TokenType, byte_to_unicode
 
 MIXED_TEXT = ("Zürich — 東京 and 서울: 3½ km, naïve café 🎉🇺🇸 Ωμέγα\n\t  tabs  and   spaces "
@@ -394,7 +394,7 @@ def hf_smollm_digits(hf_smollm, smollm):
 @pytest.mark.slow
 def test_default_model_wikitext_matches_transformers(smollm, hf_smollm, hf_smollm_digits):
     _, tok = smollm
-    text = WIKI_TEST.read_text(encoding="utf-8")
+    text = read_raw(WIKI_TEST)
     ids = tok.encode(text)
     assert ids == hf_smollm_digits.encode(text).ids     # the whole file, BOS rule included
     assert tok.decode(ids) == text
@@ -440,7 +440,7 @@ def test_default_model_wikitext_matches_llama_cpp(smollm, default_model):
     from llama_cpp import Llama
 
     _, tok = smollm
-    text = WIKI_TEST.read_text(encoding="utf-8")
+    text = read_raw(WIKI_TEST)
     llm = Llama(model_path=str(default_model), vocab_only=True, verbose=False)
     ref = llm.tokenize(text.encode("utf-8"), add_bos=False, special=False)
     llm.close()

@@ -78,7 +78,11 @@ def cmd_convert(a) -> int:
 
 def cmd_perplexity(a) -> int:
     m = _load(argparse.Namespace(model=a.model, ctx=max(a.ctx, 0), threads=a.threads))
-    text = Path(a.file).read_text(encoding="utf-8")
+    # The bytes as they are (CRLF kept), as llama.cpp's perplexity tool reads them.
+    try:
+        text = Path(a.file).read_bytes().decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ValueError(f"{a.file} is not UTF-8 text ({e})") from None
     t0 = time.perf_counter()
     ppl = m.perplexity(text, n_ctx=a.ctx, n_chunks=a.chunks, progress=True)
     print(f"Final estimate: PPL = {ppl:.4f}  ({time.perf_counter() - t0:.1f} s, ctx {a.ctx}, "

@@ -73,6 +73,16 @@ def measure(engine, n_prompt: int, n_gen: int, seed: int) -> tuple[float, float]
     return n_prompt / (t1 - t0), n_gen / (t2 - t1)
 
 
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith(("model name", "Model")):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("-m", "--model", default=None)
@@ -115,7 +125,7 @@ def main() -> None:
         commit = ""
     from minicpm_edge import _core
     result = {"date": datetime.datetime.now().isoformat(timespec="seconds"), "commit": commit,
-              "machine": platform.machine(), "processor": platform.processor(), "isa": _core.isa(),
+              "machine": platform.machine(), "processor": cpu_model(), "isa": _core.isa(),
               "model": Path(a.model).name, "reps": a.reps, "rows": rows}
     out = Path(a.out) if a.out else ROOT / "bench" / "results" / f"speed-{datetime.date.today()}.json"
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -3,7 +3,6 @@
 #include <algorithm>
 
 #include "kernels/dispatch.h"
-#include "quant/dequantize.h"
 
 namespace mce {
 

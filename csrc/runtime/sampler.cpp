@@ -51,7 +51,8 @@ int32_t Sampler::sample(const float* logits, int n_vocab, const std::vector<int3
 
   // Probabilities at temperature 1 for the top-p / min-p cuts.
   const float maxl = cand_[0].first;
-  std::vector<double> prob(k);
+  std::vector<double>& prob = prob_;
+  prob.resize(k);
   double sum = 0.0;
   for (size_t i = 0; i < k; ++i) sum += prob[i] = std::exp(double(cand_[i].first - maxl));
   size_t keep = k;
@@ -69,7 +70,8 @@ int32_t Sampler::sample(const float* logits, int n_vocab, const std::vector<int3
     keep = m;
   }
 
-  std::vector<double> w(keep);
+  std::vector<double>& w = weight_;
+  w.resize(keep);
   for (size_t i = 0; i < keep; ++i) w[i] = std::exp(double(cand_[i].first - maxl) / p_.temperature);
   std::discrete_distribution<size_t> dist(w.begin(), w.end());
   return cand_[dist(rng_)].second;

@@ -32,6 +32,8 @@ class Sampler {
   std::mt19937_64 rng_;
   std::vector<float> work_;
   std::vector<std::pair<float, int32_t>> cand_;
+  // Reused across calls: with top_k off they hold a whole vocabulary.
+  std::vector<double> prob_, weight_;
 };
 
 }  // namespace mce

@@ -13,7 +13,10 @@
 
 #include "bindings/bindings.h"
 #include "core/error.h"
+#include "core/thread_pool.h"
 #include "kernels/dispatch.h"
+#include "kernels/matmul.h"
+#include "model/weights.h"
 #include "quant/dequantize.h"
 
 namespace py = pybind11;
@@ -145,6 +148,52 @@ float vec_dot(int64_t type_id, const py::object& weight, FloatArray x, const py:
   return r;
 }
 
+// The whole matmul driver on one weight matrix given as GGUF rows: packing
+// (pack=True, for the types that have an interleaved layout), activation
+// conversion, the threaded split, and the rows left over past the packed
+// groups. isa switches the process-wide level for the call.
+py::array_t<float> matmul_rows(int64_t type_id, const py::object& weight, int64_t rows, FloatArray x, bool int8,
+                               bool pack, int n_threads, const py::object& isa) {
+  const GgmlType t = checked_type(type_id);
+  if (x.ndim() != 2) throw ArgumentError("x must be a 2-D float32 array [n_tokens, cols]");
+  const int64_t n_tok = x.shape(0), cols = x.shape(1);
+  if (rows < 0) throw ArgumentError("rows must be >= 0");
+  if (n_threads < 1 || n_threads > 64) throw ArgumentError("n_threads must be between 1 and 64");
+  if (kernels().weight[static_cast<uint32_t>(t)].vec_dot == nullptr)
+    throw UnsupportedError("no matmul kernel for weight type " + type_name(t));
+  size_t nbytes = 0;
+  std::vector<float> wbuf = copy_bytes(weight, &nbytes);
+  const TypeGeometry g = type_geometry(static_cast<uint32_t>(t));
+  if (cols % g.block_size != 0)
+    throw ArgumentError("cols = " + std::to_string(cols) + " is not a multiple of the block size");
+  if (nbytes != row_bytes(t, cols) * static_cast<size_t>(rows))
+    throw ArgumentError("weight bytes do not match rows x cols of " + type_name(t));
+  Weight w;
+  w.type = t;
+  w.rows = rows;
+  w.cols = cols;
+  w.row_bytes = row_bytes(t, cols);
+  w.data = reinterpret_cast<const uint8_t*>(wbuf.data());
+  ModelWeights owner;
+  owner.output = w;
+  if (pack) pack_weights(owner, nullptr);
+  py::array_t<float> y({n_tok, rows});
+  const Isa previous = kernels().isa;
+  if (!isa.is_none()) set_isa(isa_from_name(py::cast<std::string>(isa).c_str()));
+  try {
+    py::gil_scoped_release nogil;
+    ThreadPool pool(n_threads);
+    std::vector<uint8_t> act;
+    matmul(owner.output, x.data(), n_tok, y.mutable_data(), pool, act,
+           int8 ? ActivationPrecision::Int8 : ActivationPrecision::Exact);
+  } catch (...) {
+    set_isa(previous);
+    throw;
+  }
+  set_isa(previous);
+  return y;
+}
+
 void check_same_size(const FloatArray& a, const FloatArray& b) {
   if (a.ndim() != 1 || b.ndim() != 1 || a.size() != b.size()) {
     throw ArgumentError("expected two 1-D float32 arrays of equal length, got sizes " +
@@ -174,6 +223,9 @@ void register_kernels(py::module_& m) {
   m.def("vec_dot", &vec_dot, py::arg("type_id"), py::arg("weight"), py::arg("x"), py::arg("isa") = py::none(),
         "Dot product of one weight row (bytes of type type_id) with a float32 vector, which is first "
         "quantized into the weight type's activation format, as a matmul does.");
+  m.def("matmul", &matmul_rows, py::arg("type_id"), py::arg("weight"), py::arg("rows"), py::arg("x"),
+        py::arg("int8") = true, py::arg("pack") = true, py::arg("n_threads") = 1, py::arg("isa") = py::none(),
+        "y[n_tok, rows] = x . W^T through the model's matmul driver (packing, threads, row tails).");
   m.def("dot_f32", [](FloatArray a, FloatArray b, const py::object& isa) {
     check_same_size(a, b);
     const KernelTable& k = table_arg(isa);

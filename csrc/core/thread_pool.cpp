@@ -1,5 +1,6 @@
 #include "core/thread_pool.h"
 
+#include <algorithm>
 #include <chrono>
 #include <fstream>
 #include <set>
@@ -22,6 +23,17 @@ namespace {
 // between two matmuls of one decode step, short enough not to burn a core when
 // the host application is idle.
 constexpr auto kSpinTime = std::chrono::microseconds(200);
+
+constexpr int kIndexBits = 22;
+constexpr uint64_t kIndexMask = (uint64_t{1} << kIndexBits) - 1;
+constexpr uint64_t kGenMask = (uint64_t{1} << (64 - 2 * kIndexBits)) - 1;
+
+inline uint64_t gen_of(uint64_t w) { return w >> (2 * kIndexBits); }
+inline uint64_t count_of(uint64_t w) { return (w >> kIndexBits) & kIndexMask; }
+inline uint64_t next_of(uint64_t w) { return w & kIndexMask; }
+inline uint64_t make_work(uint64_t gen, uint64_t count) {
+  return ((gen & kGenMask) << (2 * kIndexBits)) | (count << kIndexBits);
+}
 }  // namespace
 
 ThreadPool::ThreadPool(int n_threads) : n_threads_(n_threads < 1 ? 1 : n_threads) {
@@ -30,46 +42,57 @@ ThreadPool::ThreadPool(int n_threads) : n_threads_(n_threads < 1 ? 1 : n_threads
 
 ThreadPool::~ThreadPool() {
   {
-    std::lock_guard<std::mutex> lock(mutex_);
-    stop_ = true;
-    generation_.fetch_add(1, std::memory_order_release);
+    std::lock_guard<std::mutex> lock(sleep_mutex_);
+    stop_.store(true, std::memory_order_release);
+    // A new generation with no tasks wakes every sleeper.
+    work_.store(make_work(gen_of(work_.load()) + 1, 0), std::memory_order_release);
   }
   wake_.notify_all();
   for (auto& t : workers_) t.join();
 }
 
 void ThreadPool::run_tasks(int thread_index) {
-  for (;;) {
-    int64_t task = next_task_.fetch_add(1, std::memory_order_relaxed);
-    if (task >= n_tasks_) break;
+  uint64_t w = work_.load(std::memory_order_acquire);
+  while (next_of(w) < count_of(w)) {
+    if (!work_.compare_exchange_weak(w, w + 1, std::memory_order_acq_rel, std::memory_order_acquire)) continue;
+    // The claimed task keeps its region open (the caller waits for done_), so
+    // fn_ still belongs to the generation of w.
     try {
-      (*fn_)(task, thread_index);
+      (*fn_)(static_cast<int64_t>(next_of(w)), thread_index);
     } catch (...) {
       std::lock_guard<std::mutex> lock(error_mutex_);
       if (!error_) error_ = std::current_exception();
-      next_task_.store(n_tasks_, std::memory_order_relaxed);
     }
+    done_.fetch_add(1, std::memory_order_acq_rel);
+    w = work_.load(std::memory_order_acquire);
   }
 }
 
 void ThreadPool::worker_loop(int thread_index) {
-  uint64_t seen = 0;
+  uint64_t seen = gen_of(work_.load(std::memory_order_acquire));
+  // A worker that starts after the pool is already being destroyed has seen
+  // the last generation: stop_ is checked wherever it waits.
+  auto idle = [&] { return gen_of(work_.load()) == seen && !stop_.load(); };
   for (;;) {
-    auto spin_until = std::chrono::steady_clock::now() + kSpinTime;
-    uint64_t gen;
-    while ((gen = generation_.load(std::memory_order_acquire)) == seen) {
-      if (std::chrono::steady_clock::now() > spin_until) {
-        std::unique_lock<std::mutex> lock(mutex_);
-        wake_.wait(lock, [&] { return generation_.load(std::memory_order_acquire) != seen; });
-      } else {
-        cpu_relax();
+    const auto spin_until = std::chrono::steady_clock::now() + kSpinTime;
+    for (int spins = 0; idle(); ++spins) {
+      cpu_relax();
+      if ((spins & 63) != 63) continue;
+      if (std::chrono::steady_clock::now() < spin_until) {
         std::this_thread::yield();
+        continue;
       }
+      std::unique_lock<std::mutex> lock(sleep_mutex_);
+      // seq_cst on both sides (this increment and the load in idle(); the
+      // caller's store of work_ and load of sleepers_): without it each side
+      // could miss the other's write and the wake-up would be lost.
+      sleepers_.fetch_add(1);
+      wake_.wait(lock, [&] { return !idle(); });
+      sleepers_.fetch_sub(1);
     }
-    seen = gen;
-    if (stop_) return;
+    if (stop_.load(std::memory_order_acquire)) return;
+    seen = gen_of(work_.load(std::memory_order_acquire));
     run_tasks(thread_index);
-    active_.fetch_sub(1, std::memory_order_acq_rel);
   }
 }
 
@@ -79,22 +102,29 @@ void ThreadPool::parallel_for(int64_t n_tasks, const std::function<void(int64_t,
     for (int64_t t = 0; t < n_tasks; ++t) fn(t, 0);
     return;
   }
-  fn_ = &fn;
-  n_tasks_ = n_tasks;
-  error_ = nullptr;
-  next_task_.store(0, std::memory_order_relaxed);
-  active_.store(n_threads_ - 1, std::memory_order_relaxed);
-  {
-    // Taking the lock orders the bump against a worker that is about to sleep.
-    std::lock_guard<std::mutex> lock(mutex_);
-    generation_.fetch_add(1, std::memory_order_release);
+  if (n_tasks > kMaxTasks) {
+    // Rare and huge: split into regions the task word can describe.
+    for (int64_t base = 0; base < n_tasks; base += kMaxTasks) {
+      const int64_t n = std::min(kMaxTasks, n_tasks - base);
+      parallel_for(n, [&](int64_t t, int th) { fn(base + t, th); });
+    }
+    return;
   }
-  wake_.notify_all();
+  fn_ = &fn;
+  error_ = nullptr;
+  done_.store(0, std::memory_order_relaxed);
+  const uint64_t gen = gen_of(work_.load(std::memory_order_relaxed)) + 1;
+  work_.store(make_work(gen, static_cast<uint64_t>(n_tasks)));
+  if (sleepers_.load() > 0) {
+    // Taking the lock orders the new generation against a worker that is
+    // about to sleep.
+    { std::lock_guard<std::mutex> lock(sleep_mutex_); }
+    wake_.notify_all();
+  }
   run_tasks(0);
-  // A worker may be descheduled on a busy machine: spin briefly, then yield
-  // the core instead of burning the time slice it needs.
-  for (int spins = 0; active_.load(std::memory_order_acquire) != 0; ++spins) {
-    if (spins < 2000) cpu_relax();
+  // Only tasks some worker has claimed are outstanding now.
+  for (int spins = 0; done_.load(std::memory_order_acquire) != n_tasks; ++spins) {
+    if (spins < 4000) cpu_relax();
     else std::this_thread::yield();
   }
   fn_ = nullptr;

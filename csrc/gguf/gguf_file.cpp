@@ -186,4 +186,12 @@ std::string GgufFile::get_string(const std::string& key, const std::string& def)
   wrong_type(key, *v, "STRING");
 }
 
+void GgufFile::drop_pages(const uint8_t* p, size_t n) const {
+  if (mapping_ == nullptr || p < base_ || n == 0 || p + n > base_ + size_) return;
+  const uintptr_t page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
+  const uintptr_t begin = (reinterpret_cast<uintptr_t>(p) + page - 1) / page * page;
+  const uintptr_t end = (reinterpret_cast<uintptr_t>(p) + n) / page * page;
+  if (end > begin) ::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED);
+}
+
 }  // namespace mce::gguf

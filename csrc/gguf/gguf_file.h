@@ -99,6 +99,12 @@ class GgufFile {
   std::string get_string(const std::string& key, const std::string& def) const;
 
   const std::vector<TensorInfo>& tensors() const { return tensors_; }
+
+  // Tells the kernel that the pages wholly inside [p, p + n) of the mapping
+  // will not be read soon (a copy of them was made), so they leave this
+  // process's resident set; a later read maps them in again from the file.
+  // No-op for caller buffers.
+  void drop_pages(const uint8_t* p, size_t n) const;
   const TensorInfo* find_tensor(const std::string& name) const;
 
  private:

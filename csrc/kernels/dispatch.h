@@ -6,6 +6,7 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "kernels/packed_layout.h"
 #include "kernels/ref/ref_kernels.h"
 #include "quant/ggml_types.h"
 
@@ -30,6 +31,29 @@ using VecDotFn = float (*)(int64_t n, const void* w, const void* x);
 // quant/dequantize.h on every level.
 using DequantizeRowFn = void (*)(const void* src, float* dst, int64_t n);
 
+// GEMM over one packed group of 8 weight rows (kernels/packed_layout.h) and
+// n_tok activation rows in Q8_0 (act_stride bytes apart), with each block's
+// sum of int8 quants in `sums` (sums_stride int32 apart per token; read by
+// the Q4 kinds only): y[t * y_stride + r] = row r . token t, r < 8.
+// Every level computes, per output and block in order, the exact integer dot
+// s of the quants (Q4_0: with its offset of 8 removed), then
+//   acc = fma(float(s), d_w * d_x, acc)           and for Q4_1 also
+//   acc = fma(m_w, d_x * float(sum_x), acc),
+// so all levels agree bit for bit. Against the GGUF-layout vec_dot kernels
+// (which round d_w*d_x*s separately, and Q4_1's min term with Q8_1's binary16
+// sum) they agree within the tolerance stated for vec_dot above.
+using GemmX8Fn = void (*)(int64_t nb, const uint8_t* group, const uint8_t* act, size_t act_stride,
+                          const int32_t* sums, int64_t sums_stride, int64_t n_tok, float* y, int64_t y_stride);
+
+// f32 GEMM against a panel of 16 weight rows stored k-major (panel[k*16 + i]
+// = row i, column k; rows past the matrix zero): for t < n_tok, i < 16,
+//   y[t * ldy + i] (=, or += when accumulate) sum_k panel[k*16+i] * x[t*ldx+k]
+// with the sum formed by one fma per k in order, so every level gives the
+// same bits. Only the first n_rows (<= 16) outputs of a token are written.
+using GemmPanelFn = void (*)(int64_t K, const float* panel, const float* x, int64_t ldx, int64_t n_tok, float* y,
+                             int64_t ldy, int n_rows, bool accumulate);
+constexpr int kPanelRows = 16;
+
 struct WeightKernel {
   GgmlType act_type = GgmlType::F32;   // F32, Q8_0, Q8_1 or Q8_K
   VecDotFn vec_dot = nullptr;          // nullptr: type not supported for matmul
@@ -46,6 +70,9 @@ struct KernelTable {
   void (*axpy_f32)(int64_t n, float a, const float* x, float* y) = nullptr;
   // Indexed by GgmlType id; nullptr: no decoder for the type.
   DequantizeRowFn dequantize_row[40] = {};
+  // Indexed by PackedKind; every kind is set (scalar fallback).
+  GemmX8Fn gemm_x8[kPackedKinds] = {};
+  GemmPanelFn gemm_f32_panel = nullptr;
 };
 
 // The kernels one ISA level provides. make_kernel_table() turns a set into a
@@ -61,6 +88,11 @@ struct KernelSet {
   struct Dequantize {
     DequantizeRowFn f32, f16, bf16, q8_0, q4_0, q4_1, q4_K, q6_K;
   } dequantize{};
+  // Packed-weight GEMMs; a level may leave any of them nullptr (scalar).
+  struct Packed {
+    GemmX8Fn q4_0, q4_1, q8_0;
+  } packed{};
+  GemmPanelFn gemm_f32_panel = nullptr;  // nullptr: scalar
 };
 
 constexpr KernelTable make_kernel_table(Isa isa, const KernelSet& k) {
@@ -93,6 +125,10 @@ constexpr KernelTable make_kernel_table(Isa isa, const KernelSet& k) {
   dq(GgmlType::Q4_1, k.dequantize.q4_1, ref::dequantize_row_q4_1);
   dq(GgmlType::Q4_K, k.dequantize.q4_K, ref::dequantize_row_q4_K);
   dq(GgmlType::Q6_K, k.dequantize.q6_K, ref::dequantize_row_q6_K);
+  t.gemm_x8[static_cast<int>(PackedKind::Q4_0x8)] = k.packed.q4_0 ? k.packed.q4_0 : ref::gemm_q4_0x8;
+  t.gemm_x8[static_cast<int>(PackedKind::Q4_1x8)] = k.packed.q4_1 ? k.packed.q4_1 : ref::gemm_q4_1x8;
+  t.gemm_x8[static_cast<int>(PackedKind::Q8_0x8)] = k.packed.q8_0 ? k.packed.q8_0 : ref::gemm_q8_0x8;
+  t.gemm_f32_panel = k.gemm_f32_panel ? k.gemm_f32_panel : ref::gemm_f32_panel;
   return t;
 }
 

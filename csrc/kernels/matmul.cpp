@@ -3,42 +3,175 @@
 #include <algorithm>
 
 #include "kernels/dispatch.h"
+#include "quant/blocks.h"
+#include "quant/ggml_types.h"
 
 namespace mce {
 
 namespace {
-// Rows per task: enough to amortise the hand-out, small enough that two
-// threads stay balanced on the narrowest matrices (576 rows in SmolLM2).
+// Rows per task of the per-row paths: enough to amortise the hand-out, small
+// enough that two threads stay balanced on the narrowest matrices (576 rows
+// in SmolLM2).
 constexpr int64_t kRowsPerTask = 16;
 // Tokens per tile in prefill: the activation tile stays in L2 while a row
 // chunk of weights streams through L1.
 constexpr int64_t kTokensPerTile = 64;
-}  // namespace
+// Budget for one token tile of int8 activations, so that it stays in L2 while
+// every packed group of a task sweeps over it.
+constexpr size_t kActTileBytes = 192 * 1024;
+// Tasks per thread for the packed path: enough to even out a noisy core.
+constexpr int64_t kTasksPerThread = 8;
+// Panel GEMM: columns per decoded slice (16 rows x 512 f32 = 32 KiB, an L1;
+// a multiple of every block size) and tokens per task.
+constexpr int64_t kPanelSlice = 512;
+constexpr int64_t kPanelTokens = 192;
+// From this many tokens on, decoding a panel once pays for itself.
+constexpr int64_t kPanelMinTokens = 4;
 
-// Exact-activation path: each task decodes its chunk of weight rows to f32
-// once and dots it with the f32 activations of every token, so the only
-// rounding is that of the weights themselves (no int8 activations).
-static void matmul_f32_act(const Weight& w, const float* x, int64_t n_tok, float* y, ThreadPool& pool,
-                           int64_t y_stride) {
+// Columns [k0, k1) of row r decoded to f32 (k0, k1 on block boundaries).
+void decode_row_slice(const KernelTable& kt, const Weight& w, int64_t r, int64_t k0, int64_t k1, float* out) {
+  if (r < w.packed_rows) {
+    const uint8_t* g = w.group(r / kPackRows) + size_t(k0 / kPackBlock) * packed_block_bytes(w.packed_kind);
+    unpack_group_row(w.packed_kind, g, (k1 - k0) / kPackBlock, int(r % kPackRows), out);
+    return;
+  }
+  const TypeGeometry geo = type_geometry(uint32_t(w.type));
+  const uint8_t* src = w.row(r) + size_t(k0 / geo.block_size) * geo.type_size;
+  kt.dequantize_row[uint32_t(w.type)](src, out, k1 - k0);
+}
+
+// f32 activations against weights decoded to f32 (F16/BF16/F32 weights, and
+// every type in exact mode): tasks of 16 rows x a tile of tokens; the rows
+// are decoded slice by slice into a k-major panel that stays in L1 while the
+// panel GEMM sweeps the tile's tokens over it. The only rounding besides the
+// f32 sums is that of the weights themselves.
+void matmul_f32_panel(const Weight& w, const float* x, int64_t n_tok, float* y, ThreadPool& pool, int64_t y_stride) {
   const KernelTable& kt = kernels();
   const int64_t K = w.cols;
-  const int64_t n_row_chunks = (w.rows + kRowsPerTask - 1) / kRowsPerTask;
-  const int64_t n_tok_tiles = (n_tok + kTokensPerTile - 1) / kTokensPerTile;
-  pool.parallel_for(n_row_chunks * n_tok_tiles, [&](int64_t task, int) {
-    thread_local std::vector<float> rows;
-    const int64_t r0 = (task % n_row_chunks) * kRowsPerTask;
-    const int64_t r1 = std::min(w.rows, r0 + kRowsPerTask);
-    const int64_t t0 = (task / n_row_chunks) * kTokensPerTile;
-    const int64_t t1 = std::min(n_tok, t0 + kTokensPerTile);
-    if (rows.size() < size_t((r1 - r0) * K)) rows.resize(size_t((r1 - r0) * K));
-    for (int64_t r = r0; r < r1; ++r) kt.dequantize_row[uint32_t(w.type)](w.row(r), rows.data() + (r - r0) * K, K);
-    for (int64_t t = t0; t < t1; ++t) {
-      const float* xt = x + t * K;
-      float* yt = y + t * y_stride;
-      for (int64_t r = r0; r < r1; ++r) yt[r] = kt.dot_f32(K, rows.data() + (r - r0) * K, xt);
+  const int64_t n_chunks = (w.rows + kPanelRows - 1) / kPanelRows;
+  const int64_t n_tiles = (n_tok + kPanelTokens - 1) / kPanelTokens;
+  pool.parallel_for(n_chunks * n_tiles, [&](int64_t task, int) {
+    thread_local std::vector<float> panel, row;
+    panel.resize(size_t(kPanelSlice) * kPanelRows);
+    row.resize(size_t(kPanelSlice));
+    const int64_t r0 = (task % n_chunks) * kPanelRows;
+    const int n_rows = int(std::min<int64_t>(kPanelRows, w.rows - r0));
+    const int64_t t0 = (task / n_chunks) * kPanelTokens, t1 = std::min(n_tok, t0 + kPanelTokens);
+    for (int64_t k0 = 0; k0 < K; k0 += kPanelSlice) {
+      const int64_t k1 = std::min(K, k0 + kPanelSlice), len = k1 - k0;
+      for (int i = 0; i < kPanelRows; ++i) {
+        if (i < n_rows) decode_row_slice(kt, w, r0 + i, k0, k1, row.data());
+        else std::fill(row.begin(), row.begin() + len, 0.0f);
+        for (int64_t k = 0; k < len; ++k) panel[size_t(k) * kPanelRows + i] = row[size_t(k)];
+      }
+      kt.gemm_f32_panel(len, panel.data(), x + t0 * K + k0, K, t1 - t0, y + t0 * y_stride + r0, y_stride, n_rows,
+                        k0 > 0);
     }
   });
 }
+
+// Small batches (decode) with f32 activations: one dot per row and token,
+// rows split in chunks; quantized rows in exact mode are decoded first.
+void matmul_f32_rows(const Weight& w, const float* x, int64_t n_tok, float* y, ThreadPool& pool, int64_t y_stride) {
+  const KernelTable& kt = kernels();
+  const WeightKernel& wk = kt.weight[uint32_t(w.type)];
+  const int64_t K = w.cols;
+  const bool direct = wk.act_type == GgmlType::F32;
+  const int64_t n_chunks = (w.rows + kRowsPerTask - 1) / kRowsPerTask;
+  pool.parallel_for(n_chunks, [&](int64_t task, int) {
+    thread_local std::vector<float> rows;
+    const int64_t r0 = task * kRowsPerTask, r1 = std::min(w.rows, r0 + kRowsPerTask);
+    if (!direct) {
+      rows.resize(size_t((r1 - r0) * K));
+      for (int64_t r = r0; r < r1; ++r) decode_row_slice(kt, w, r, 0, K, rows.data() + (r - r0) * K);
+    }
+    for (int64_t t = 0; t < n_tok; ++t)
+      for (int64_t r = r0; r < r1; ++r)
+        y[t * y_stride + r] = direct ? wk.vec_dot(K, w.row(r), x + t * K) : kt.dot_f32(K, rows.data() + (r - r0) * K, x + t * K);
+  });
+}
+
+// Int8 activations against packed groups: each task takes a run of groups of
+// one matrix and a tile of tokens; the kernel shares every decoded weight
+// vector among up to 4 tokens. Several matrices reading the same activations
+// (Q/K/V, gate/up) share one quantization and one parallel region.
+struct PackedJob {
+  const Weight* w;
+  float* y;
+  int64_t y_stride;
+  int64_t run = 0, n_runs = 0, first_task = 0, n_tasks = 0;
+};
+
+void matmul_packed(PackedJob* jobs, int n_jobs, const float* x, int64_t n_tok, ThreadPool& pool,
+                   std::vector<uint8_t>& act_buf) {
+  const KernelTable& kt = kernels();
+  const int64_t K = jobs[0].w->cols, nb = K / kPackBlock;
+  const size_t act_stride = act_row_bytes(GgmlType::Q8_0, K);
+  // Q8_0 rows, then the int32 sums of each block's quants (read by Q4 kinds).
+  const size_t sums_offset = (act_stride * size_t(n_tok) + 63) / 64 * 64;
+  const size_t need = sums_offset + sizeof(int32_t) * size_t(nb * n_tok);
+  if (act_buf.size() < need) act_buf.resize(need);
+  uint8_t* act = act_buf.data();
+  int32_t* sums = reinterpret_cast<int32_t*>(act_buf.data() + sums_offset);
+  pool.parallel_for(n_tok, [&](int64_t t, int) {
+    uint8_t* row = act + size_t(t) * act_stride;
+    kt.quantize_q8_0(x + t * K, row, K);
+    const Q8_0Block* blk = reinterpret_cast<const Q8_0Block*>(row);
+    for (int64_t b = 0; b < nb; ++b) {
+      int32_t s = 0;
+      for (int i = 0; i < kQK8_0; ++i) s += blk[b].qs[i];
+      sums[t * nb + b] = s;
+    }
+  });
+
+  int64_t tile = std::max<int64_t>(4, int64_t(kActTileBytes / act_stride) / 4 * 4);
+  tile = std::min(tile, n_tok);
+  const int64_t n_tiles = (n_tok + tile - 1) / tile;
+  int64_t all_groups = 0;
+  for (int j = 0; j < n_jobs; ++j) all_groups += jobs[j].w->packed_rows / kPackRows;
+  // Runs of about the same number of groups in every matrix, enough for
+  // kTasksPerThread tasks per thread over all matrices and tiles.
+  const int64_t want_runs = std::max<int64_t>(1, pool.size() * kTasksPerThread / n_tiles);
+  const int64_t run = std::max<int64_t>(1, (all_groups + want_runs - 1) / want_runs);
+  int64_t n_tasks = 0;
+  for (int j = 0; j < n_jobs; ++j) {
+    PackedJob& job = jobs[j];
+    const int64_t groups = job.w->packed_rows / kPackRows;
+    job.run = run;
+    job.n_runs = (groups + run - 1) / run;
+    job.first_task = n_tasks;
+    job.n_tasks = job.n_runs * n_tiles + (job.w->packed_rows < job.w->rows ? 1 : 0);
+    n_tasks += job.n_tasks;
+  }
+  pool.parallel_for(n_tasks, [&](int64_t task, int) {
+    int j = 0;
+    while (task >= jobs[j].first_task + jobs[j].n_tasks) ++j;
+    const PackedJob& job = jobs[j];
+    const Weight& w = *job.w;
+    task -= job.first_task;
+    if (task == job.n_runs * n_tiles) {
+      // The rows past the last group: per-row dots in the GGUF layout, with
+      // activations in the format that dot takes (Q8_0, or Q8_1 for Q4_1).
+      const WeightKernel& wk = kt.weight[uint32_t(w.type)];
+      thread_local std::vector<uint8_t> xq;
+      xq.resize(act_row_bytes(wk.act_type, K));
+      for (int64_t t = 0; t < n_tok; ++t) {
+        quantize_activation_row(kt, wk.act_type, x + t * K, xq.data(), K);
+        for (int64_t r = w.packed_rows; r < w.rows; ++r) job.y[t * job.y_stride + r] = wk.vec_dot(K, w.row(r), xq.data());
+      }
+      return;
+    }
+    const int64_t groups = w.packed_rows / kPackRows;
+    const int64_t g0 = (task % job.n_runs) * job.run, g1 = std::min(groups, g0 + job.run);
+    const int64_t t0 = (task / job.n_runs) * tile, t1 = std::min(n_tok, t0 + tile);
+    const GemmX8Fn gemm = kt.gemm_x8[int(w.packed_kind)];
+    for (int64_t g = g0; g < g1; ++g)
+      gemm(nb, w.group(g), act + size_t(t0) * act_stride, act_stride, sums + t0 * nb, nb, t1 - t0,
+           job.y + t0 * job.y_stride + g * kPackRows, job.y_stride);
+  });
+}
+
+}  // namespace
 
 void matmul(const Weight& w, const float* x, int64_t n_tok, float* y, ThreadPool& pool,
             std::vector<uint8_t>& act_buf, ActivationPrecision precision, int64_t y_stride) {
@@ -46,22 +179,26 @@ void matmul(const Weight& w, const float* x, int64_t n_tok, float* y, ThreadPool
   const WeightKernel& wk = kt.weight[static_cast<uint32_t>(w.type)];
   if (y_stride == 0) y_stride = w.rows;
   const int64_t K = w.cols;
-  if (wk.act_type != GgmlType::F32 && precision == ActivationPrecision::Exact) {
-    matmul_f32_act(w, x, n_tok, y, pool, y_stride);
+  const bool f32_act = wk.act_type == GgmlType::F32 || precision == ActivationPrecision::Exact;
+  if (f32_act) {
+    if (n_tok >= kPanelMinTokens) matmul_f32_panel(w, x, n_tok, y, pool, y_stride);
+    else matmul_f32_rows(w, x, n_tok, y, pool, y_stride);
+    return;
+  }
+  if (w.packed != nullptr) {
+    PackedJob job{&w, y, y_stride};
+    matmul_packed(&job, 1, x, n_tok, pool, act_buf);
     return;
   }
 
-  const uint8_t* act = reinterpret_cast<const uint8_t*>(x);
-  size_t act_stride = static_cast<size_t>(K) * sizeof(float);
-  if (wk.act_type != GgmlType::F32) {
-    QuantizeRowFn q = wk.act_type == GgmlType::Q8_0 ? kt.quantize_q8_0
-                    : wk.act_type == GgmlType::Q8_1 ? kt.quantize_q8_1 : kt.quantize_q8_K;
-    act_stride = act_row_bytes(wk.act_type, K);
-    if (act_buf.size() < act_stride * static_cast<size_t>(n_tok)) act_buf.resize(act_stride * n_tok);
-    uint8_t* dst = act_buf.data();
-    pool.parallel_for(n_tok, [&](int64_t t, int) { q(x + t * K, dst + t * act_stride, K); });
-    act = act_buf.data();
-  }
+  // Int8 activations against rows in the GGUF layout (types without a packed
+  // layout): one integer dot per row and token.
+  QuantizeRowFn q = wk.act_type == GgmlType::Q8_0 ? kt.quantize_q8_0
+                  : wk.act_type == GgmlType::Q8_1 ? kt.quantize_q8_1 : kt.quantize_q8_K;
+  const size_t act_stride = act_row_bytes(wk.act_type, K);
+  if (act_buf.size() < act_stride * static_cast<size_t>(n_tok)) act_buf.resize(act_stride * n_tok);
+  uint8_t* act = act_buf.data();
+  pool.parallel_for(n_tok, [&](int64_t t, int) { q(x + t * K, act + t * act_stride, K); });
 
   const int64_t n_row_chunks = (w.rows + kRowsPerTask - 1) / kRowsPerTask;
   const int64_t n_tok_tiles = (n_tok + kTokensPerTile - 1) / kTokensPerTile;
@@ -77,6 +214,22 @@ void matmul(const Weight& w, const float* x, int64_t n_tok, float* y, ThreadPool
       for (int64_t r = r0; r < r1; ++r) yt[r] = dot(K, w.row(r), a);
     }
   });
+}
+
+void matmul_multi(const MatmulTarget* targets, int n, const float* x, int64_t n_tok, ThreadPool& pool,
+                  std::vector<uint8_t>& act_buf, ActivationPrecision precision) {
+  bool fuse = precision == ActivationPrecision::Int8 && n <= kMaxMatmulTargets;
+  for (int i = 0; i < n && fuse; ++i)
+    fuse = targets[i].w->packed != nullptr && targets[i].w->cols == targets[0].w->cols;
+  if (!fuse) {
+    for (int i = 0; i < n; ++i)
+      matmul(*targets[i].w, x, n_tok, targets[i].y, pool, act_buf, precision, targets[i].y_stride);
+    return;
+  }
+  PackedJob jobs[kMaxMatmulTargets];
+  for (int i = 0; i < n; ++i)
+    jobs[i] = PackedJob{targets[i].w, targets[i].y, targets[i].y_stride ? targets[i].y_stride : targets[i].w->rows};
+  matmul_packed(jobs, n, x, n_tok, pool, act_buf);
 }
 
 }  // namespace mce

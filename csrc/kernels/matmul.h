@@ -30,4 +30,17 @@ enum class ActivationPrecision {
 void matmul(const Weight& w, const float* x, int64_t n_tok, float* y, ThreadPool& pool,
             std::vector<uint8_t>& act_buf, ActivationPrecision precision, int64_t y_stride = 0);
 
+// Several matrices applied to the same activations (Q/K/V; gate/up): one
+// activation conversion and one parallel region for all of them when they
+// are packed (one barrier instead of n in decode); otherwise the same as n
+// matmul() calls.
+struct MatmulTarget {
+  const Weight* w;
+  float* y;
+  int64_t y_stride = 0;  // 0: w->rows
+};
+constexpr int kMaxMatmulTargets = 4;
+void matmul_multi(const MatmulTarget* targets, int n, const float* x, int64_t n_tok, ThreadPool& pool,
+                  std::vector<uint8_t>& act_buf, ActivationPrecision precision);
+
 }  // namespace mce

@@ -1,6 +1,9 @@
 #include "model/weights.h"
 
+#include <sys/mman.h>
+
 #include <string>
+#include <utility>
 
 #include "kernels/dispatch.h"
 #include "quant/dequantize.h"
@@ -90,6 +93,46 @@ ModelWeights bind_weights(const gguf::GgufFile& f, const ModelConfig& c) {
   if (c.rope_scaling == RopeScaling::LongRope && w.rope_long.empty() && w.rope_short.empty())
     throw FormatError("GGUF: LongRoPE scaling needs rope_factors_long/short tensors");
   return w;
+}
+
+namespace {
+
+constexpr size_t kHugePage = size_t(2) << 20;
+
+void pack_matrix(Weight& m, const gguf::GgufFile* file, std::vector<AlignedBuffer>& storage) {
+  const PackedKind kind = packed_kind_for(m.type);
+  const int64_t groups = m.rows / kPackRows;
+  if (kind == PackedKind::None || groups == 0 || m.cols % kPackBlock != 0) return;
+  const int64_t nb = m.cols / kPackBlock;
+  const size_t group_bytes = size_t(nb) * packed_block_bytes(kind);
+  const size_t total = group_bytes * size_t(groups);
+  // Large matrices go on 2 MiB boundaries and ask for transparent huge pages:
+  // decode streams every weight once per token, and with 4 KiB pages the
+  // hardware prefetcher stops at each page boundary and the TLB misses often.
+  const size_t align = total >= kHugePage ? kHugePage : 64;
+  const size_t padded = (total + align - 1) / align * align;
+  void* raw = std::aligned_alloc(align, padded);
+  if (raw == nullptr) throw Error("out of memory packing weights (" + std::to_string(total) + " bytes)");
+#if defined(MADV_HUGEPAGE)
+  if (align == kHugePage) ::madvise(raw, padded, MADV_HUGEPAGE);
+#endif
+  AlignedBuffer buf(static_cast<uint8_t*>(raw));
+  for (int64_t g = 0; g < groups; ++g)
+    pack_group(kind, m.row(g * kPackRows), m.row_bytes, nb, buf.get() + size_t(g) * group_bytes);
+  m.packed_kind = kind;
+  m.packed_rows = groups * kPackRows;
+  m.packed_group_bytes = group_bytes;
+  m.packed = buf.get();
+  storage.push_back(std::move(buf));
+  if (file) file->drop_pages(m.data, size_t(m.packed_rows) * m.row_bytes);
+}
+
+}  // namespace
+
+void pack_weights(ModelWeights& w, const gguf::GgufFile* file) {
+  for (LayerWeights& L : w.layers)
+    for (Weight* m : {&L.wq, &L.wk, &L.wv, &L.wo, &L.w_gate, &L.w_up, &L.w_down}) pack_matrix(*m, file, w.packed_storage);
+  pack_matrix(w.output, file, w.packed_storage);
 }
 
 }  // namespace mce

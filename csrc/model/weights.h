@@ -3,9 +3,12 @@
 // 1-D tensors (norms, biases, rope factors) are expanded to f32 once.
 #pragma once
 #include <cstdint>
+#include <cstdlib>
+#include <memory>
 #include <vector>
 
 #include "gguf/gguf_file.h"
+#include "kernels/packed_layout.h"
 #include "model/config.h"
 
 namespace mce {
@@ -18,9 +21,21 @@ struct Weight {
   int64_t cols = 0;
   size_t row_bytes = 0;
   const uint8_t* data = nullptr;
+  // Interleaved copy (kernels/packed_layout.h) of rows [0, packed_rows), a
+  // multiple of 8; rows from packed_rows on are read from `data` only.
+  PackedKind packed_kind = PackedKind::None;
+  int64_t packed_rows = 0;
+  size_t packed_group_bytes = 0;
+  const uint8_t* packed = nullptr;
 
   const uint8_t* row(int64_t r) const { return data + static_cast<size_t>(r) * row_bytes; }
+  const uint8_t* group(int64_t g) const { return packed + static_cast<size_t>(g) * packed_group_bytes; }
 };
+
+struct FreeDeleter {
+  void operator()(uint8_t* p) const { std::free(p); }
+};
+using AlignedBuffer = std::unique_ptr<uint8_t, FreeDeleter>;
 
 struct LayerWeights {
   std::vector<float> attn_norm, ffn_norm;
@@ -37,10 +52,19 @@ struct ModelWeights {
   // Per-frequency divisors of RoPE (n_rot/2 each; empty when absent):
   // rope_freqs (Llama 3 scaling), rope_factors_long/short (LongRoPE).
   std::vector<float> rope_freqs, rope_long, rope_short;
+  // Owners of the packed copies the Weights above point into.
+  std::vector<AlignedBuffer> packed_storage;
 };
 
 // Throws FormatError for a missing tensor or a shape that does not match the
 // config, UnsupportedError for a tensor type the kernels cannot multiply.
 ModelWeights bind_weights(const gguf::GgufFile& file, const ModelConfig& cfg);
+
+// Packs every matrix whose type has an interleaved layout (the LM head
+// included, the token-embedding table used for lookups excepted) and returns
+// the mapped pages of the packed rows to the kernel, so the model holds one
+// copy of its weights (file may be nullptr: nothing to return). Throws Error
+// when memory runs out.
+void pack_weights(ModelWeights& w, const gguf::GgufFile* file);
 
 }  // namespace mce

@@ -4,6 +4,7 @@
 // order (8 interleaved partial sums for the float dots, one per block for the
 // quantized dots).
 #pragma once
+#include <cstddef>
 #include <cstdint>
 
 namespace mce::ref {
@@ -30,5 +31,17 @@ void dequantize_row_q4_0(const void* src, float* dst, int64_t n);
 void dequantize_row_q4_1(const void* src, float* dst, int64_t n);
 void dequantize_row_q4_K(const void* src, float* dst, int64_t n);
 void dequantize_row_q6_K(const void* src, float* dst, int64_t n);
+
+// Packed-weight GEMMs (GemmX8Fn in kernels/dispatch.h).
+void gemm_q4_0x8(int64_t nb, const uint8_t* group, const uint8_t* act, size_t act_stride, const int32_t* sums,
+                 int64_t sums_stride, int64_t n_tok, float* y, int64_t y_stride);
+void gemm_q4_1x8(int64_t nb, const uint8_t* group, const uint8_t* act, size_t act_stride, const int32_t* sums,
+                 int64_t sums_stride, int64_t n_tok, float* y, int64_t y_stride);
+void gemm_q8_0x8(int64_t nb, const uint8_t* group, const uint8_t* act, size_t act_stride, const int32_t* sums,
+                 int64_t sums_stride, int64_t n_tok, float* y, int64_t y_stride);
+
+// f32 GEMM against a k-major panel of 16 rows (GemmPanelFn in kernels/dispatch.h).
+void gemm_f32_panel(int64_t K, const float* panel, const float* x, int64_t ldx, int64_t n_tok, float* y,
+                    int64_t ldy, int n_rows, bool accumulate);
 
 }  // namespace mce::ref

@@ -13,7 +13,9 @@ constexpr KernelTable kAvx2Table = make_kernel_table(
               avx2::quantize_row_q8_K, avx2::dot_f32, avx2::axpy_f32,
               {avx2::dequantize_row_f32, avx2::dequantize_row_f16, avx2::dequantize_row_bf16,
                avx2::dequantize_row_q8_0, avx2::dequantize_row_q4_0, avx2::dequantize_row_q4_1,
-               avx2::dequantize_row_q4_K, avx2::dequantize_row_q6_K}});
+               avx2::dequantize_row_q4_K, avx2::dequantize_row_q6_K},
+               {avx2::gemm_q4_0x8, avx2::gemm_q4_1x8, avx2::gemm_q8_0x8},
+              avx2::gemm_f32_panel});
 
 }  // namespace
 

@@ -14,7 +14,9 @@ constexpr KernelTable kAvx512Table = make_kernel_table(
               avx512::quantize_row_q8_1, avx512::quantize_row_q8_K, avx512::dot_f32, avx512::axpy_f32,
               {avx512::dequantize_row_f32, avx512::dequantize_row_f16, avx512::dequantize_row_bf16,
                avx512::dequantize_row_q8_0, avx512::dequantize_row_q4_0, avx512::dequantize_row_q4_1,
-               avx512::dequantize_row_q4_K, avx512::dequantize_row_q6_K}});
+               avx512::dequantize_row_q4_K, avx512::dequantize_row_q6_K},
+               {avx512::gemm_q4_0x8, avx512::gemm_q4_1x8, avx512::gemm_q8_0x8},
+              avx512::gemm_f32_panel});
 
 }  // namespace
 

@@ -1,0 +1,51 @@
+// Interleaved-8 weight layouts ("x8"), made once at load from GGUF rows.
+//
+// Why: a GGUF row is one output's weights, so a plain GEMV computes one dot
+// product per row and ends each with a horizontal sum, and a GEMM re-decodes
+// every weight block for every token. Packing 8 consecutive rows block by
+// block so that one 32-byte vector holds 4 consecutive weights of each of the
+// 8 rows lets a single u8 x s8 multiply-add (x86 maddubs/dpbusd, ARM sdot)
+// against 4 broadcast activation bytes produce one partial sum per row: the 8
+// rows' results come out in the 8 lanes, ready to store, and a decoded weight
+// vector serves several tokens in a row. llama.cpp's Q4_0 "repack" for AVX2
+// rests on the same observation; this layout is our own.
+//
+// Layout of one group (8 rows) = nb blocks of 32 columns each, back to back:
+//   Q4_0x8: uint16 d[8]                 | uint8 qs[128]   (144 bytes)
+//   Q4_1x8: uint16 d[8] | uint16 m[8]   | uint8 qs[128]   (160 bytes)
+//   Q8_0x8: uint16 d[8]                 | int8  qs[256]   (272 bytes)
+// d/m are binary16, row r's scale (and minimum) at index r.
+// 4-bit qs: vector j (bytes 32j..32j+31, j < 4) holds at bytes 4r..4r+3 the
+//   GGUF block bytes qs[4j..4j+3] of row r; their low nibbles are elements
+//   4j..4j+3 and their high nibbles elements 16+4j..16+4j+3 (ggml's Q4 order).
+// 8-bit qs: vector s (s < 8) holds at bytes 4r..4r+3 elements 4s..4s+3 of row r.
+//
+// Only whole groups are packed; rows past the last multiple of 8 stay in the
+// GGUF layout and go through the per-row dot products.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+
+#include "quant/ggml_types.h"
+
+namespace mce {
+
+enum class PackedKind : uint8_t { None = 0, Q4_0x8 = 1, Q4_1x8 = 2, Q8_0x8 = 3 };
+constexpr int kPackedKinds = 4;
+constexpr int kPackRows = 8;
+constexpr int kPackBlock = 32;  // columns per block
+
+// The packed kind for a GGUF type (None: the type is not packed).
+PackedKind packed_kind_for(GgmlType t);
+// Bytes of one block of one group (144, 160 or 272).
+size_t packed_block_bytes(PackedKind k);
+
+// Packs rows [8g, 8g+8) of a GGUF matrix whose rows are row_bytes apart into
+// dst (nb * packed_block_bytes bytes), nb = cols / 32.
+void pack_group(PackedKind k, const uint8_t* rows, size_t row_bytes, int64_t nb, uint8_t* dst);
+
+// Decodes row `r` (0..7) of one packed group to f32: the same values as the
+// GGUF row's scalar decoder, bit for bit.
+void unpack_group_row(PackedKind k, const uint8_t* group, int64_t nb, int r, float* dst);
+
+}  // namespace mce

@@ -77,12 +77,14 @@ def minicpm_as_llama_logits(hf_dir: Path, ids: list[int]) -> np.ndarray:
     return out.logits[0].double().numpy()
 
 
-def llama_cpp_logits(gguf_path: Path, ids: list[int]) -> np.ndarray:
+def llama_cpp_logits(gguf_path: Path, ids: list[int], kv_cache_type: str = "f32") -> np.ndarray:
     from llama_cpp import Llama
 
-    # F32 KV cache: llama.cpp's default F16 cache alone would exceed the f32 tolerance.
+    # F32 KV cache by default: llama.cpp's default F16 cache alone would exceed
+    # the f32 tolerance. ggml type ids: 0 = F32, 1 = F16.
+    kv = {"f32": 0, "f16": 1}[kv_cache_type]
     llm = Llama(model_path=str(gguf_path), n_ctx=max(256, len(ids) + 8), logits_all=True, verbose=False,
-                n_threads=2, n_batch=512, type_k=0, type_v=0, flash_attn=False)
+                n_threads=2, n_batch=512, type_k=kv, type_v=kv, flash_attn=False)
     llm.reset()
     llm.eval(ids)
     out = np.array(llm.scores[: len(ids)], dtype=np.float64)

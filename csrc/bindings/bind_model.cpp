@@ -29,6 +29,12 @@ std::vector<int32_t> to_tokens(const py::handle& obj) {
   return out;
 }
 
+KvType kv_type_from_name(const std::string& name) {
+  if (name == "f16") return KvType::F16;
+  if (name == "f32") return KvType::F32;
+  throw ArgumentError("kv_cache_type must be \"f16\" or \"f32\", not \"" + name + "\"");
+}
+
 py::dict config_dict(const ModelConfig& c) {
   py::dict d;
   d["arch"] = c.arch;
@@ -54,20 +60,24 @@ py::dict config_dict(const ModelConfig& c) {
 
 void register_model(py::module_& m) {
   py::class_<Model>(m, "Model")
-      .def(py::init([](const std::string& path, int n_ctx, int n_threads, int n_batch, bool int8_activations) {
+      .def(py::init([](const std::string& path, int n_ctx, int n_threads, int n_batch, bool int8_activations,
+                       const std::string& kv_cache_type) {
              ModelOptions o;
              o.n_ctx = n_ctx;
              o.n_threads = n_threads;
              o.n_batch = n_batch;
              o.precision = int8_activations ? ActivationPrecision::Int8 : ActivationPrecision::Exact;
+             o.kv_type = kv_type_from_name(kv_cache_type);
              py::gil_scoped_release nogil;
              return std::make_unique<Model>(path, o);
            }),
            py::arg("path"), py::arg("n_ctx") = 0, py::arg("n_threads") = 0, py::arg("n_batch") = 512,
-           py::arg("int8_activations") = true)
+           py::arg("int8_activations") = true, py::arg("kv_cache_type") = "f16")
       .def_property_readonly("n_ctx", &Model::n_ctx)
       .def_property_readonly("n_vocab", &Model::n_vocab)
       .def_property_readonly("n_threads", &Model::n_threads)
+      .def_property_readonly("kv_cache_type",
+                             [](const Model& mdl) { return mdl.kv_type() == KvType::F16 ? "f16" : "f32"; })
       .def_property_readonly("n_past", &Model::n_past)
       .def_property_readonly("config", [](const Model& mdl) { return config_dict(mdl.config()); })
       .def("reset", [](Model& mdl) { mdl.truncate(0); })

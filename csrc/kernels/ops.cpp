@@ -1,51 +1,41 @@
+// Per-level choice of the element-wise ops table (kernels/ops.h).
 #include "kernels/ops.h"
 
-#include <cmath>
+#include <string>
+
+#include "core/error.h"
 
 namespace mce {
 
-void rmsnorm(const float* x, const float* w, float* out, int64_t n, float eps) {
-  // Sum of squares in double: n is small (hidden size) and the reference
-  // implementations accumulate in at least f32 with pairwise order.
-  double ss = 0.0;
-  for (int64_t i = 0; i < n; ++i) ss += double(x[i]) * double(x[i]);
-  const float inv = static_cast<float>(1.0 / std::sqrt(ss / double(n) + double(eps)));
-  for (int64_t i = 0; i < n; ++i) out[i] = x[i] * inv * w[i];
-}
+namespace {
+constexpr OpsTable kScalarOps{ref::rmsnorm, ref::add_rmsnorm, ref::silu_mul,   ref::add_scaled,
+                              ref::scale,   ref::rope_interleaved, ref::softmax, ref::exp,
+                              ref::f32_to_f16, ref::f16_to_f32};
+}  // namespace
 
-void silu_mul(float* gate, const float* up, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) {
-    const float g = gate[i];
-    gate[i] = g / (1.0f + std::exp(-g)) * up[i];
+const OpsTable& ops_scalar() { return kScalarOps; }
+
+#if !defined(MCE_HAVE_X86)
+const OpsTable* ops_avx2() { return nullptr; }
+const OpsTable* ops_avx512() { return nullptr; }
+#endif
+#if !defined(MCE_NEON_OPS)
+const OpsTable* ops_neon() { return nullptr; }
+#endif
+
+const OpsTable& ops_for(Isa isa) {
+  if (!isa_supported(isa)) throw ArgumentError(std::string("ISA level ") + isa_name(isa) + " is not available on this CPU");
+  const OpsTable* t = nullptr;
+  switch (isa) {
+    case Isa::Avx512: t = ops_avx512(); break;
+    case Isa::Avx2: t = ops_avx2(); break;
+    case Isa::Neon:
+    case Isa::NeonDotprod: t = ops_neon(); break;
+    case Isa::Scalar: break;
   }
+  return t ? *t : kScalarOps;
 }
 
-void add_scaled(float* y, const float* x, float scale, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) y[i] += scale * x[i];
-}
-
-void rope_interleaved(float* x, int64_t n_heads, int64_t head_dim, int64_t n_rot, const float* cos_t,
-                      const float* sin_t) {
-  for (int64_t h = 0; h < n_heads; ++h) {
-    float* v = x + h * head_dim;
-    for (int64_t i = 0; i < n_rot / 2; ++i) {
-      const float a = v[2 * i], b = v[2 * i + 1];
-      v[2 * i] = a * cos_t[i] - b * sin_t[i];
-      v[2 * i + 1] = a * sin_t[i] + b * cos_t[i];
-    }
-  }
-}
-
-void softmax(float* x, int64_t n) {
-  float m = x[0];
-  for (int64_t i = 1; i < n; ++i) m = x[i] > m ? x[i] : m;
-  double sum = 0.0;
-  for (int64_t i = 0; i < n; ++i) {
-    x[i] = std::exp(x[i] - m);
-    sum += x[i];
-  }
-  const float inv = static_cast<float>(1.0 / sum);
-  for (int64_t i = 0; i < n; ++i) x[i] *= inv;
-}
+const OpsTable& ops() { return ops_for(kernels().isa); }
 
 }  // namespace mce

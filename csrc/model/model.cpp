@@ -16,13 +16,13 @@ namespace {
 // kLogitRows x n_vocab floats however long the batch is.
 constexpr int kLogitRows = 16;
 constexpr int kMaxContext = 1 << 20;
-constexpr int kExactMinTokens = 16;
 }  // namespace
 
 Model::Model(const std::string& path, const ModelOptions& opts) {
   file_ = gguf::GgufFile::open(path);
   cfg_ = read_config(*file_);
   w_ = bind_weights(*file_, cfg_);
+  pack_weights(w_, file_.get());
   cfg_.n_vocab = static_cast<int>(w_.tok_embd.rows);
 
   if (opts.n_ctx < 0 || opts.n_ctx > kMaxContext)
@@ -33,7 +33,7 @@ Model::Model(const std::string& path, const ModelOptions& opts) {
   n_ctx_ = opts.n_ctx > 0 ? opts.n_ctx : std::min(cfg_.n_ctx_train, 4096);
   n_batch_ = std::min(opts.n_batch > 0 ? opts.n_batch : 512, n_ctx_);
   pool_ = std::make_unique<ThreadPool>(opts.n_threads > 0 ? opts.n_threads : default_thread_count());
-  kv_ = std::make_unique<KvCache>(cfg_.n_layer, cfg_.n_head_kv, cfg_.head_dim, n_ctx_);
+  kv_ = std::make_unique<KvCache>(cfg_.n_layer, cfg_.n_head_kv, cfg_.head_dim, n_ctx_, opts.kv_type);
 
   // RoPE inverse frequencies base^(-2i/n_rot), divided by per-frequency
   // factors where the file has them: rope_freqs (Llama 3) or LongRoPE's long
@@ -71,7 +71,7 @@ Model::Model(const std::string& path, const ModelOptions& opts) {
   logits_.resize(size_t(kLogitRows) * cfg_.n_vocab);
   cos_.resize(B * half);
   sin_.resize(B * half);
-  scores_.resize(size_t(pool_->size()) * n_ctx_);
+  attn_ws_ = std::make_unique<AttentionWorkspace>(pool_->size(), cfg_.n_head, cfg_.n_head_kv, cfg_.head_dim);
 }
 
 void Model::truncate(int n) {
@@ -109,69 +109,61 @@ void Model::rope_tables(int n, int pos0) {
   }
 }
 
-void Model::attention(int layer, int n, int pos0) {
-  const int H = cfg_.n_head, D = cfg_.head_dim, group = cfg_.n_head / cfg_.n_head_kv;
-  const int64_t qd = int64_t(H) * D;
-  const float scale = 1.0f / std::sqrt(static_cast<float>(D));
-  const AttendRowFn attend = attend_row();
-  pool_->parallel_for(int64_t(n) * H, [&](int64_t task, int thread) {
-    const int t = static_cast<int>(task / H), h = static_cast<int>(task % H), kvh = h / group;
-    float* scores = scores_.data() + size_t(thread) * n_ctx_;
-    attend(q_.data() + t * qd + int64_t(h) * D, kv_->k(layer, kvh, 0), kv_->v(layer, kvh, 0), pos0 + t + 1, D, scale,
-           scores, attn_.data() + t * qd + int64_t(h) * D);
-  });
-}
-
 void Model::forward_batch(const int32_t* tokens, int n, int pos0, int first_logit, int index0,
                           const LogitsFn& on_logits) {
   const int64_t E = cfg_.n_embd, D = cfg_.head_dim, H = cfg_.n_head, Hkv = cfg_.n_head_kv;
   const int64_t qd = H * D, kvd = Hkv * D, F = cfg_.n_ff;
   const float eps = cfg_.rms_eps, rs = cfg_.residual_scale;
   ThreadPool& pool = *pool_;
-  // Int8 activations only pay off for small batches: from kExactMinTokens
-  // tokens on, a decoded weight tile is shared by enough tokens that exact
-  // f32 activations cost prefill little (~20%), so prefill stays exact.
-  const ActivationPrecision prec = n >= kExactMinTokens ? ActivationPrecision::Exact : precision_;
+  // One precision for prefill and decode: int8 activations (llama.cpp's
+  // arithmetic, and its speed) unless the caller asked for exact f32.
+  const ActivationPrecision prec = precision_;
+  const OpsTable& op = ops();
+  const AttendTileFn attend = attend_tile();
+  const float attn_scale = 1.0f / std::sqrt(static_cast<float>(D));
+  // Per-token element-wise work goes through parallel_for, which runs a
+  // single task (decode) inline on this thread, without waking the pool.
 
   pool.parallel_for(n, [&](int64_t t, int) {
     float* xt = x_.data() + t * E;
     dequantize_row(w_.tok_embd.type, w_.tok_embd.row(tokens[t]), xt, E);
-    if (cfg_.embedding_scale != 1.0f)
-      for (int64_t i = 0; i < E; ++i) xt[i] *= cfg_.embedding_scale;
+    if (cfg_.embedding_scale != 1.0f) op.scale(xt, cfg_.embedding_scale, E);
+    // Layer 0's input norm; each later layer's is fused into the residual
+    // add that ends the layer before it.
+    op.rmsnorm(xt, w_.layers[0].attn_norm.data(), xn_.data() + t * E, E, eps);
   });
   rope_tables(n, pos0);
 
   for (int l = 0; l < cfg_.n_layer; ++l) {
     const LayerWeights& L = w_.layers[size_t(l)];
-    pool.parallel_for(n, [&](int64_t t, int) { rmsnorm(x_.data() + t * E, L.attn_norm.data(), xn_.data() + t * E, E, eps); });
-    matmul(L.wq, xn_.data(), n, q_.data(), pool, act_, prec);
-    matmul(L.wk, xn_.data(), n, k_.data(), pool, act_, prec);
-    matmul(L.wv, xn_.data(), n, v_.data(), pool, act_, prec);
+    const MatmulTarget qkv[] = {{&L.wq, q_.data()}, {&L.wk, k_.data()}, {&L.wv, v_.data()}};
+    matmul_multi(qkv, 3, xn_.data(), n, pool, act_, prec);
     pool.parallel_for(n, [&](int64_t t, int) {
       float *qt = q_.data() + t * qd, *kt = k_.data() + t * kvd, *vt = v_.data() + t * kvd;
-      if (!L.bq.empty()) add_scaled(qt, L.bq.data(), 1.0f, qd);
-      if (!L.bk.empty()) add_scaled(kt, L.bk.data(), 1.0f, kvd);
-      if (!L.bv.empty()) add_scaled(vt, L.bv.data(), 1.0f, kvd);
+      if (!L.bq.empty()) op.add_scaled(qt, L.bq.data(), 1.0f, qd);
+      if (!L.bk.empty()) op.add_scaled(kt, L.bk.data(), 1.0f, kvd);
+      if (!L.bv.empty()) op.add_scaled(vt, L.bv.data(), 1.0f, kvd);
       const float* c = cos_.data() + t * (cfg_.n_rot / 2);
       const float* s = sin_.data() + t * (cfg_.n_rot / 2);
-      rope_interleaved(qt, H, D, cfg_.n_rot, c, s);
-      rope_interleaved(kt, Hkv, D, cfg_.n_rot, c, s);
-      for (int64_t h = 0; h < Hkv; ++h) {
-        std::memcpy(kv_->k(l, int(h), pos0 + int(t)), kt + h * D, size_t(D) * sizeof(float));
-        std::memcpy(kv_->v(l, int(h), pos0 + int(t)), vt + h * D, size_t(D) * sizeof(float));
-      }
+      op.rope_interleaved(qt, H, D, cfg_.n_rot, c, s);
+      op.rope_interleaved(kt, Hkv, D, cfg_.n_rot, c, s);
+      kv_->store(l, pos0 + int(t), kt, vt, op);
     });
-    attention(l, n, pos0);
+    attention_causal(attend, q_.data(), qd, n, pos0, kv_->layer(l), attn_scale, attn_.data(), qd, pool, *attn_ws_);
     matmul(L.wo, attn_.data(), n, xn_.data(), pool, act_, prec);
     pool.parallel_for(n, [&](int64_t t, int) {
-      add_scaled(x_.data() + t * E, xn_.data() + t * E, rs, E);
-      rmsnorm(x_.data() + t * E, L.ffn_norm.data(), xn_.data() + t * E, E, eps);
+      op.add_rmsnorm(x_.data() + t * E, xn_.data() + t * E, rs, L.ffn_norm.data(), xn_.data() + t * E, E, eps);
     });
-    matmul(L.w_gate, xn_.data(), n, ffn_gate_.data(), pool, act_, prec);
-    matmul(L.w_up, xn_.data(), n, ffn_up_.data(), pool, act_, prec);
-    pool.parallel_for(n, [&](int64_t t, int) { silu_mul(ffn_gate_.data() + t * F, ffn_up_.data() + t * F, F); });
+    const MatmulTarget gate_up[] = {{&L.w_gate, ffn_gate_.data()}, {&L.w_up, ffn_up_.data()}};
+    matmul_multi(gate_up, 2, xn_.data(), n, pool, act_, prec);
+    pool.parallel_for(n, [&](int64_t t, int) { op.silu_mul(ffn_gate_.data() + t * F, ffn_up_.data() + t * F, F); });
     matmul(L.w_down, ffn_gate_.data(), n, xn_.data(), pool, act_, prec);
-    pool.parallel_for(n, [&](int64_t t, int) { add_scaled(x_.data() + t * E, xn_.data() + t * E, rs, E); });
+    const LayerWeights* next = l + 1 < cfg_.n_layer ? &w_.layers[size_t(l) + 1] : nullptr;
+    pool.parallel_for(n, [&](int64_t t, int) {
+      float *xt = x_.data() + t * E, *yt = xn_.data() + t * E;
+      if (next) op.add_rmsnorm(xt, yt, rs, next->attn_norm.data(), yt, E, eps);
+      else op.add_scaled(xt, yt, rs, E);
+    });
   }
 
   // Logits only for the positions the caller asked for.
@@ -182,9 +174,8 @@ void Model::forward_batch(const int32_t* tokens, int n, int pos0, int first_logi
     const int cnt = std::min(kLogitRows, n - t0);
     pool.parallel_for(cnt, [&](int64_t i, int) {
       float* xt = xn_.data() + i * E;
-      rmsnorm(x_.data() + (t0 + i) * E, w_.output_norm.data(), xt, E, eps);
-      if (inv_logit_scale != 1.0f)
-        for (int64_t j = 0; j < E; ++j) xt[j] *= inv_logit_scale;
+      op.rmsnorm(x_.data() + (t0 + i) * E, w_.output_norm.data(), xt, E, eps);
+      if (inv_logit_scale != 1.0f) op.scale(xt, inv_logit_scale, E);
     });
     matmul(w_.output, xn_.data(), cnt, logits_.data(), pool, act_, prec);
     for (int i = 0; i < cnt; ++i) on_logits(index0 + t0 + i, logits_.data() + size_t(i) * cfg_.n_vocab);

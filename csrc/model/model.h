@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "core/thread_pool.h"
+#include "kernels/attention.h"
 #include "kernels/matmul.h"
 #include "gguf/gguf_file.h"
 #include "model/config.h"
@@ -25,6 +26,10 @@ struct ModelOptions {
   // decode (several times faster, not exact); Exact: f32 activations
   // everywhere. Batches of 16+ tokens are always exact (see model.cpp).
   ActivationPrecision precision = ActivationPrecision::Int8;
+  // Element type of the KV cache: binary16 (llama.cpp's default; half the
+  // memory and attention traffic, keys/values rounded to 11 significant bits)
+  // or f32 (exact).
+  KvType kv_type = KvType::F16;
 };
 
 class Model {
@@ -36,6 +41,7 @@ class Model {
   int n_ctx() const { return n_ctx_; }
   int n_vocab() const { return cfg_.n_vocab; }
   int n_threads() const { return pool_->size(); }
+  KvType kv_type() const { return kv_->type(); }
 
   // Tokens whose keys/values are in the cache, in order.
   const std::vector<int32_t>& cached_tokens() const { return tokens_; }
@@ -53,7 +59,6 @@ class Model {
  private:
   void forward_batch(const int32_t* tokens, int n, int pos0, int first_logit, int index0,
                      const LogitsFn& on_logits);
-  void attention(int layer, int n, int pos0);
   void rope_tables(int n, int pos0);
 
   std::unique_ptr<gguf::GgufFile> file_;
@@ -68,7 +73,8 @@ class Model {
   std::vector<float> inv_freq_;   // per rotated pair, factors and scaling applied
 
   // Scratch, sized once for n_batch tokens.
-  std::vector<float> x_, xn_, q_, k_, v_, attn_, ffn_gate_, ffn_up_, logits_, cos_, sin_, scores_;
+  std::vector<float> x_, xn_, q_, k_, v_, attn_, ffn_gate_, ffn_up_, logits_, cos_, sin_;
+  std::unique_ptr<AttentionWorkspace> attn_ws_;
   std::vector<uint8_t> act_;
   // eval/truncate from several Python threads (the GIL is released) must not
   // interleave inside the shared scratch buffers and cache.

@@ -24,16 +24,22 @@ class Model:
     >>> m = Model("model.gguf", n_ctx=4096, n_threads=2)
     >>> m.generate("The sky is", max_tokens=16)
 
-    Prefill (batches of 16+ tokens) keeps activations in f32 against decoded
-    weight tiles, which matches an fp32 reference of the same weights. Decode
-    (int8_activations=True, the default) quantizes activations to int8 blocks
-    and uses integer dot products, as llama.cpp does: several times faster
-    than exact f32 decode, with logits within a few percent of it.
-    int8_activations=False makes decode exact too.
+    With int8_activations=True (the default) activations meeting quantized
+    weights are quantized to int8 blocks and multiplied with integer dot
+    products, as llama.cpp does, in prefill and decode alike: llama.cpp's
+    arithmetic at several times the speed of f32. int8_activations=False keeps
+    activations in f32 against weights decoded to f32, which matches an fp32
+    reference of the same weights (transformers on the dequantized file).
+
+    kv_cache_type="f16" (the default, as llama.cpp's) stores keys and values
+    as IEEE half floats: half the memory and attention traffic of "f32", at
+    the cost of rounding them to 11 significant bits (logits move by about
+    1e-3 of their range). kv_cache_type="f32" keeps them exact.
     """
 
     def __init__(self, model_path: str | os.PathLike | None = None, *, n_ctx: int = 0,
-                 n_threads: int | None = None, n_batch: int = 512, int8_activations: bool = True):
+                 n_threads: int | None = None, n_batch: int = 512, int8_activations: bool = True,
+                 kv_cache_type: str = "f16"):
         if model_path is None:
             from .hub import default_model_path
             model_path = default_model_path()
@@ -43,11 +49,14 @@ class Model:
         if path.is_dir():
             raise IsADirectoryError(f"{path} is a directory; pass a .gguf file "
                                     "(convert a Hugging Face checkpoint with `minicpm-edge convert`)")
+        if kv_cache_type not in ("f16", "f32"):
+            raise ValueError(f'kv_cache_type must be "f16" or "f32", not {kv_cache_type!r}')
         self.model_path = str(path)
         self._file = _core.GGUFFile(self.model_path)
         self.metadata: dict = self._file.metadata
         self._core = _core.Model(self.model_path, n_ctx=int(n_ctx), n_threads=int(n_threads or 0),
-                                 n_batch=int(n_batch), int8_activations=bool(int8_activations))
+                                 n_batch=int(n_batch), int8_activations=bool(int8_activations),
+                                 kv_cache_type=kv_cache_type)
         self.tokenizer = Tokenizer.from_metadata(self.metadata)
         self.chat_template: str = chat_template_from_metadata(self.metadata)
 
@@ -63,6 +72,11 @@ class Model:
     @property
     def n_threads(self) -> int:
         return self._core.n_threads
+
+    @property
+    def kv_cache_type(self) -> str:
+        """Element type of the KV cache: "f16" or "f32"."""
+        return self._core.kv_cache_type
 
     @property
     def config(self) -> dict:

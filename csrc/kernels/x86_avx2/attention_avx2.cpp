@@ -1,34 +1,47 @@
-// AVX2+FMA attention row kernel (see kernels/attention_impl.h).
-#include <immintrin.h>
-
-#include <cstdint>
-
-static inline float attn_dot(const float* a, const float* b, int64_t n) {
-  __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
-  int64_t i = 0;
-  for (; i + 16 <= n; i += 16) {
-    acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), acc0);
-    acc1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8), _mm256_loadu_ps(b + i + 8), acc1);
-  }
-  for (; i + 8 <= n; i += 8) acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), acc0);
-  __m256 acc = _mm256_add_ps(acc0, acc1);
-  __m128 s = _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1));
-  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  s = _mm_add_ss(s, _mm_movehdup_ps(s));
-  float r = _mm_cvtss_f32(s);
-  for (; i < n; ++i) r += a[i] * b[i];
-  return r;
-}
-static inline void attn_axpy(float a, const float* x, float* y, int64_t n) {
-  const __m256 va = _mm256_set1_ps(a);
-  int64_t i = 0;
-  for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, _mm256_fmadd_ps(va, _mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i)));
-  for (; i < n; ++i) y[i] += a * x[i];
-}
-
-#include "kernels/attention.h"
-#include "kernels/attention_impl.h"
+// AVX2+FMA+F16C attention tile kernel: vector traits for
+// kernels/attention_tile_impl.h. Score micro-kernel 3 rows x 16 keys and
+// P.V micro-kernel 3 rows x 16 value components, each with two accumulator
+// sets: 12 of the 16 ymm registers (3 rows = one decode step of a GQA group
+// of 3); binary16 keys and values widen with vcvtph2ps.
+#include "kernels/x86_avx2/avx2_util.h"
+#include "kernels/x86_avx2/vec_math_avx2.h"
 
 namespace mce {
-AttendRowFn attend_row_avx2() { return attend_row_impl; }
+namespace {
+
+struct Avx2Vec {
+  using F = __m256;
+  static constexpr int W = 8;
+  static constexpr int kScoreRows = 3, kScoreVecs = 2, kPvRows = 3, kPvVecs = 2;
+
+  static F zero() { return _mm256_setzero_ps(); }
+  static F set1(float x) { return _mm256_set1_ps(x); }
+  static F load(const float* p) { return _mm256_loadu_ps(p); }
+  static F load(const uint16_t* p) { return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))); }
+  static F loadf(const float* p) { return _mm256_loadu_ps(p); }
+  static void store(float* p, F v) { _mm256_storeu_ps(p, v); }
+  static F fma(F a, F b, F c) { return _mm256_fmadd_ps(a, b, c); }
+  static F add(F a, F b) { return _mm256_add_ps(a, b); }
+  static F sub(F a, F b) { return _mm256_sub_ps(a, b); }
+  static F mul(F a, F b) { return _mm256_mul_ps(a, b); }
+  static F max(F a, F b) { return _mm256_max_ps(a, b); }
+  static float hmax(F v) { return avx2::hmax_ps(v); }
+  static float hsum(F v) { return avx2::hsum_ps(v); }
+  static F exp(F v) { return avx2::exp_ps(v); }
+  // Lanes >= n_valid -> -inf.
+  static F mask_keys(F s, int64_t n_valid) {
+    if (n_valid >= W) return s;
+    const int c = n_valid < 0 ? 0 : static_cast<int>(n_valid);
+    const __m256i keep = _mm256_cmpgt_epi32(_mm256_set1_epi32(c), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+    return _mm256_blendv_ps(_mm256_set1_ps(-__builtin_inff()), s, _mm256_castsi256_ps(keep));
+  }
+};
+
+}  // namespace
+}  // namespace mce
+
+#include "kernels/attention_tile_impl.h"
+
+namespace mce {
+AttendTileFn attend_tile_avx2() { return AttentionTileSimd<Avx2Vec>::run; }
 }  // namespace mce

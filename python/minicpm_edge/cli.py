@@ -1,4 +1,4 @@
-"""`minicpm-edge` command line: run, chat, convert, perplexity, info."""
+"""`minicpm-edge` command line: run, chat, convert, perplexity, info, bench."""
 from __future__ import annotations
 
 import argparse
@@ -123,6 +123,11 @@ def cmd_info(a) -> int:
     return 0
 
 
+def cmd_bench(a) -> int:
+    from .bench import run_cli
+    return run_cli(a)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="minicpm-edge", description="On-device LLM runtime for GGUF models.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -160,6 +165,11 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("-m", "--model")
     i.add_argument("--tensors", action="store_true", help="list every tensor")
     i.set_defaults(func=cmd_info)
+
+    from .bench import add_arguments as add_bench_arguments
+    b = sub.add_parser("bench", help="prefill and decode tokens/s, measured as llama-bench does")
+    add_bench_arguments(b)
+    b.set_defaults(func=cmd_bench)
     return p
 
 

@@ -1,0 +1,58 @@
+// aarch64 Advanced SIMD kernels. Declared here, defined in arm_neon/ (ARMv8.0
+// baseline flags) and arm_neon_dotprod/ (compiled for ARMv8.2 + dotprod). The
+// dotprod level only replaces the integer dot products; its float kernels,
+// quantizers and decoders are the baseline ones (the instructions they use
+// exist on every aarch64 CPU).
+#pragma once
+#include <cstddef>
+#include <cstdint>
+
+namespace mce::neon {
+
+float dot_f32(int64_t n, const float* a, const float* b);
+void axpy_f32(int64_t n, float a, const float* x, float* y);
+float vec_dot_f32(int64_t n, const void* w, const void* x);
+float vec_dot_f16_f32(int64_t n, const void* w, const void* x);
+float vec_dot_bf16_f32(int64_t n, const void* w, const void* x);
+float vec_dot_q8_0_q8_0(int64_t n, const void* w, const void* x);
+float vec_dot_q4_0_q8_0(int64_t n, const void* w, const void* x);
+float vec_dot_q4_1_q8_1(int64_t n, const void* w, const void* x);
+float vec_dot_q4_K_q8_K(int64_t n, const void* w, const void* x);
+float vec_dot_q6_K_q8_K(int64_t n, const void* w, const void* x);
+void quantize_row_q8_0(const float* x, void* y, int64_t n);
+void quantize_row_q8_1(const float* x, void* y, int64_t n);
+void quantize_row_q8_K(const float* x, void* y, int64_t n);
+
+// Row decoders (DequantizeRowFn): n elements, a multiple of the block size.
+void dequantize_row_f16(const void* src, float* dst, int64_t n);
+void dequantize_row_bf16(const void* src, float* dst, int64_t n);
+void dequantize_row_q8_0(const void* src, float* dst, int64_t n);
+void dequantize_row_q4_0(const void* src, float* dst, int64_t n);
+void dequantize_row_q4_1(const void* src, float* dst, int64_t n);
+void dequantize_row_q4_K(const void* src, float* dst, int64_t n);
+void dequantize_row_q6_K(const void* src, float* dst, int64_t n);
+
+// f32 panel GEMM (GemmPanelFn in kernels/dispatch.h).
+void gemm_f32_panel(int64_t K, const float* panel, const float* x, int64_t ldx, int64_t n_tok, float* y,
+                    int64_t ldy, int n_rows, bool accumulate);
+
+}  // namespace mce::neon
+
+namespace mce::neon_dotprod {
+
+float vec_dot_q8_0_q8_0(int64_t n, const void* w, const void* x);
+float vec_dot_q4_0_q8_0(int64_t n, const void* w, const void* x);
+float vec_dot_q4_1_q8_1(int64_t n, const void* w, const void* x);
+float vec_dot_q4_K_q8_K(int64_t n, const void* w, const void* x);
+float vec_dot_q6_K_q8_K(int64_t n, const void* w, const void* x);
+
+// Packed-weight GEMMs (GemmX8Fn in kernels/dispatch.h): SDOT by element
+// matches the 4-bytes-per-row layout of kernels/packed_layout.h.
+void gemm_q4_0x8(int64_t nb, const uint8_t* group, const uint8_t* act, size_t act_stride, const int32_t* sums,
+                 int64_t sums_stride, int64_t n_tok, float* y, int64_t y_stride);
+void gemm_q4_1x8(int64_t nb, const uint8_t* group, const uint8_t* act, size_t act_stride, const int32_t* sums,
+                 int64_t sums_stride, int64_t n_tok, float* y, int64_t y_stride);
+void gemm_q8_0x8(int64_t nb, const uint8_t* group, const uint8_t* act, size_t act_stride, const int32_t* sums,
+                 int64_t sums_stride, int64_t n_tok, float* y, int64_t y_stride);
+
+}  // namespace mce::neon_dotprod

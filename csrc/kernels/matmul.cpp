@@ -193,12 +193,12 @@ void matmul(const Weight& w, const float* x, int64_t n_tok, float* y, ThreadPool
 
   // Int8 activations against rows in the GGUF layout (types without a packed
   // layout): one integer dot per row and token.
-  QuantizeRowFn q = wk.act_type == GgmlType::Q8_0 ? kt.quantize_q8_0
-                  : wk.act_type == GgmlType::Q8_1 ? kt.quantize_q8_1 : kt.quantize_q8_K;
   const size_t act_stride = act_row_bytes(wk.act_type, K);
   if (act_buf.size() < act_stride * static_cast<size_t>(n_tok)) act_buf.resize(act_stride * n_tok);
   uint8_t* act = act_buf.data();
-  pool.parallel_for(n_tok, [&](int64_t t, int) { q(x + t * K, act + t * act_stride, K); });
+  pool.parallel_for(n_tok, [&](int64_t t, int) {
+    quantize_activation_row(kt, wk.act_type, x + t * K, act + t * act_stride, K);
+  });
 
   const int64_t n_row_chunks = (w.rows + kRowsPerTask - 1) / kRowsPerTask;
   const int64_t n_tok_tiles = (n_tok + kTokensPerTile - 1) / kTokensPerTile;

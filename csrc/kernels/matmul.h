@@ -1,9 +1,11 @@
 // y = x W^T for a weight matrix in any supported ggml type: the driver that
 // turns the per-type dot products of the kernel table into a threaded matmul.
-// Either weight tiles are decoded to f32 and dotted with f32 activations, or
-// activations are converted once into the int8 format the weight type's dot
-// consumes (ggml's vec_dot_type idea) and every output row is one integer dot.
-// Rows are split across threads in chunks.
+// With f32 activations, weight rows are decoded to f32 (a k-major panel GEMM
+// for batches, per-row dots for decode). With int8 activations, packed
+// weights (kernels/packed_layout.h) go through the interleaved GEMMs and other
+// types through one integer dot per row, activations converted once into the
+// format that dot consumes (ggml's vec_dot_type idea). Rows are split across
+// threads in chunks.
 #pragma once
 #include <cstdint>
 #include <vector>

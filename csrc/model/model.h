@@ -22,9 +22,9 @@ struct ModelOptions {
   int n_ctx = 0;        // 0: min(training context, 4096)
   int n_threads = 0;    // 0: default_thread_count()
   int n_batch = 512;    // tokens per prefill step
-  // Int8: ggml-style int8 activations for small batches such as single-token
-  // decode (several times faster, not exact); Exact: f32 activations
-  // everywhere. Batches of 16+ tokens are always exact (see model.cpp).
+  // Int8: ggml-style int8 activations against quantized weights, in prefill
+  // and decode alike (several times faster, not exact); Exact: f32
+  // activations everywhere.
   ActivationPrecision precision = ActivationPrecision::Int8;
   // Element type of the KV cache: binary16 (llama.cpp's default; half the
   // memory and attention traffic, keys/values rounded to 11 significant bits)

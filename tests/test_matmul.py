@@ -5,8 +5,8 @@ dequantization of the same bytes:
   int8 activations: x is quantized to Q8_0 by gguf-py and dequantized, as the
     kernels see it; the result must agree to f32 rounding;
   exact activations: f32 x against the dequantized weights.
-Packed groups also have to agree bit for bit across ISA levels (the contract
-of GemmX8Fn in kernels/dispatch.h)."""
+Packed groups also have to agree bit for bit across ISA levels (the contracts
+of GemmX8Fn, GemmPanelFn and GemvPanel16Fn in kernels/dispatch.h)."""
 import numpy as np
 import pytest
 from gguf import GGMLQuantizationType as Q
@@ -86,5 +86,33 @@ def test_f32_panel_identical_across_isas(qtype):
     column in order on every level, so the bits agree too."""
     wq, _, x = _case(qtype, 40, 1088, 13, 11)
     outs = {isa: _core.matmul(int(qtype), wq.tobytes(), 40, x, int8=False, n_threads=3, isa=isa) for isa in ISAS}
+    for isa, y in outs.items():
+        np.testing.assert_array_equal(y, outs["scalar"], err_msg=isa)
+
+
+# F16/BF16 weights are packed into k-major panels of 16 rows: shapes with
+# whole panels, a ragged row tail, no whole panel at all, and column counts
+# that leave 1-3 columns past the last step of 4; 1-3 tokens take the decode
+# GEMV, 4 and more the panel GEMM.
+SHAPES16 = [(16, 32, 1), (37, 70, 2), (48, 131, 3), (40, 576, 5), (16, 7, 1), (5, 64, 1), (33, 2049, 2)]
+
+
+@pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("qtype", [Q.F16, Q.BF16])
+@pytest.mark.parametrize("rows,cols,n_tok", SHAPES16)
+def test_16bit_panels_match_numpy(isa, qtype, rows, cols, n_tok):
+    wq, wd, x = _case(qtype, rows, cols, n_tok, rows * 31 + cols + n_tok)
+    ref = x.astype(np.float64) @ wd.T
+    for threads in (1, 2, 3):
+        for pack in (True, False):
+            got = _core.matmul(int(qtype), wq.tobytes(), rows, x, pack=pack, n_threads=threads, isa=isa)
+            assert _rel_err(got, ref) < 4e-6, (threads, pack)
+
+
+@pytest.mark.parametrize("qtype", [Q.F16, Q.BF16])
+@pytest.mark.parametrize("n_tok", [1, 2, 3])
+def test_16bit_panel_gemv_identical_across_isas(qtype, n_tok):
+    wq, _, x = _case(qtype, 48, 1027, n_tok, 17 + n_tok)
+    outs = {isa: _core.matmul(int(qtype), wq.tobytes(), 48, x, n_threads=2, isa=isa) for isa in ISAS}
     for isa, y in outs.items():
         np.testing.assert_array_equal(y, outs["scalar"], err_msg=isa)

@@ -53,6 +53,16 @@ using GemmX8Fn = void (*)(int64_t nb, const uint8_t* group, const uint8_t* act, 
 using GemmPanelFn = void (*)(int64_t K, const float* panel, const float* x, int64_t ldx, int64_t n_tok, float* y,
                              int64_t ldy, int n_rows, bool accumulate);
 constexpr int kPanelRows = 16;
+static_assert(kPanelRows == kPanel16Rows, "16-bit packed groups are GEMM panels");
+
+// GEMV against one k-major panel of 16 rows of 16-bit weights (F16x16 or
+// BF16x16 in kernels/packed_layout.h; each value widens to f32 exactly) and
+// one f32 activation row: y[i] = sum_k w(panel[k*16+i]) * x[k], i < 16.
+// Every level forms four partial sums, s_j over the k with k % 4 == j by one
+// fma per k in order, and returns (s_0 + s_1) + (s_2 + s_3), so all levels
+// agree bit for bit. (Four chains, not one: a single chain would be bound by
+// the fma latency, and decode must keep up with memory.)
+using GemvPanel16Fn = void (*)(int64_t K, const uint16_t* panel, const float* x, float* y);
 
 struct WeightKernel {
   GgmlType act_type = GgmlType::F32;   // F32, Q8_0, Q8_1 or Q8_K
@@ -73,6 +83,9 @@ struct KernelTable {
   // Indexed by PackedKind; every kind is set (scalar fallback).
   GemmX8Fn gemm_x8[kPackedKinds] = {};
   GemmPanelFn gemm_f32_panel = nullptr;
+  // Decode GEMV over F16x16 / BF16x16 panels; always set (scalar fallback).
+  GemvPanel16Fn gemv_f16_panel = nullptr;
+  GemvPanel16Fn gemv_bf16_panel = nullptr;
 };
 
 // The kernels one ISA level provides. make_kernel_table() turns a set into a
@@ -93,6 +106,7 @@ struct KernelSet {
     GemmX8Fn q4_0, q4_1, q8_0;
   } packed{};
   GemmPanelFn gemm_f32_panel = nullptr;  // nullptr: scalar
+  GemvPanel16Fn gemv_f16_panel = nullptr, gemv_bf16_panel = nullptr;  // nullptr: scalar
 };
 
 constexpr KernelTable make_kernel_table(Isa isa, const KernelSet& k) {
@@ -129,6 +143,8 @@ constexpr KernelTable make_kernel_table(Isa isa, const KernelSet& k) {
   t.gemm_x8[static_cast<int>(PackedKind::Q4_1x8)] = k.packed.q4_1 ? k.packed.q4_1 : ref::gemm_q4_1x8;
   t.gemm_x8[static_cast<int>(PackedKind::Q8_0x8)] = k.packed.q8_0 ? k.packed.q8_0 : ref::gemm_q8_0x8;
   t.gemm_f32_panel = k.gemm_f32_panel ? k.gemm_f32_panel : ref::gemm_f32_panel;
+  t.gemv_f16_panel = k.gemv_f16_panel ? k.gemv_f16_panel : ref::gemv_f16_panel;
+  t.gemv_bf16_panel = k.gemv_bf16_panel ? k.gemv_bf16_panel : ref::gemv_bf16_panel;
   return t;
 }
 

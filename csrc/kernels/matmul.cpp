@@ -30,7 +30,7 @@ constexpr int64_t kPanelMinTokens = 4;
 
 // Columns [k0, k1) of row r decoded to f32 (k0, k1 on block boundaries).
 void decode_row_slice(const KernelTable& kt, const Weight& w, int64_t r, int64_t k0, int64_t k1, float* out) {
-  if (r < w.packed_rows) {
+  if (r < w.packed_rows && !is_panel16(w.packed_kind)) {
     const uint8_t* g = w.group(r / kPackRows) + size_t(k0 / kPackBlock) * packed_block_bytes(w.packed_kind);
     unpack_group_row(w.packed_kind, g, (k1 - k0) / kPackBlock, int(r % kPackRows), out);
     return;
@@ -38,6 +38,24 @@ void decode_row_slice(const KernelTable& kt, const Weight& w, int64_t r, int64_t
   const TypeGeometry geo = type_geometry(uint32_t(w.type));
   const uint8_t* src = w.row(r) + size_t(k0 / geo.block_size) * geo.type_size;
   kt.dequantize_row[uint32_t(w.type)](src, out, k1 - k0);
+}
+
+// Columns [k0, k1) of the 16 rows from r0 as a k-major f32 panel. A 16-bit
+// packed group already is one: widening it is the type's row decoder run
+// over the slice (exact; F16 and BF16 have blocks of 1).
+void decode_panel_slice(const KernelTable& kt, const Weight& w, int64_t r0, int n_rows, int64_t k0, int64_t k1,
+                        float* panel, float* row) {
+  const int64_t len = k1 - k0;
+  if (is_panel16(w.packed_kind) && r0 < w.packed_rows) {
+    const uint8_t* src = w.group(r0 / kPanel16Rows) + size_t(k0) * kPanel16Rows * sizeof(uint16_t);
+    kt.dequantize_row[uint32_t(w.type)](src, panel, len * kPanel16Rows);
+    return;
+  }
+  for (int i = 0; i < kPanelRows; ++i) {
+    if (i < n_rows) decode_row_slice(kt, w, r0 + i, k0, k1, row);
+    else std::fill(row, row + len, 0.0f);
+    for (int64_t k = 0; k < len; ++k) panel[size_t(k) * kPanelRows + i] = row[size_t(k)];
+  }
 }
 
 // f32 activations against weights decoded to f32 (F16/BF16/F32 weights, and
@@ -59,11 +77,7 @@ void matmul_f32_panel(const Weight& w, const float* x, int64_t n_tok, float* y, 
     const int64_t t0 = (task / n_chunks) * kPanelTokens, t1 = std::min(n_tok, t0 + kPanelTokens);
     for (int64_t k0 = 0; k0 < K; k0 += kPanelSlice) {
       const int64_t k1 = std::min(K, k0 + kPanelSlice), len = k1 - k0;
-      for (int i = 0; i < kPanelRows; ++i) {
-        if (i < n_rows) decode_row_slice(kt, w, r0 + i, k0, k1, row.data());
-        else std::fill(row.begin(), row.begin() + len, 0.0f);
-        for (int64_t k = 0; k < len; ++k) panel[size_t(k) * kPanelRows + i] = row[size_t(k)];
-      }
+      decode_panel_slice(kt, w, r0, n_rows, k0, k1, panel.data(), row.data());
       kt.gemm_f32_panel(len, panel.data(), x + t0 * K + k0, K, t1 - t0, y + t0 * y_stride + r0, y_stride, n_rows,
                         k0 > 0);
     }
@@ -88,6 +102,27 @@ void matmul_f32_rows(const Weight& w, const float* x, int64_t n_tok, float* y, T
     for (int64_t t = 0; t < n_tok; ++t)
       for (int64_t r = r0; r < r1; ++r)
         y[t * y_stride + r] = direct ? wk.vec_dot(K, w.row(r), x + t * K) : kt.dot_f32(K, rows.data() + (r - r0) * K, x + t * K);
+  });
+}
+
+// Small batches against F16/BF16 panels: one GEMV per 16-row group and
+// token, groups split over the threads; the rows past the last group take
+// the per-row dots.
+void matmul_panel16_rows(const Weight& w, const float* x, int64_t n_tok, float* y, ThreadPool& pool,
+                         int64_t y_stride) {
+  const KernelTable& kt = kernels();
+  const GemvPanel16Fn gemv = w.packed_kind == PackedKind::F16x16 ? kt.gemv_f16_panel : kt.gemv_bf16_panel;
+  const VecDotFn dot = kt.weight[uint32_t(w.type)].vec_dot;
+  const int64_t K = w.cols, groups = w.packed_rows / kPanel16Rows;
+  const bool tail = w.packed_rows < w.rows;
+  pool.parallel_for(groups + (tail ? 1 : 0), [&](int64_t g, int) {
+    if (g == groups) {
+      for (int64_t t = 0; t < n_tok; ++t)
+        for (int64_t r = w.packed_rows; r < w.rows; ++r) y[t * y_stride + r] = dot(K, w.row(r), x + t * K);
+      return;
+    }
+    const uint16_t* panel = reinterpret_cast<const uint16_t*>(w.group(g));
+    for (int64_t t = 0; t < n_tok; ++t) gemv(K, panel, x + t * K, y + t * y_stride + g * kPanel16Rows);
   });
 }
 
@@ -182,10 +217,11 @@ void matmul(const Weight& w, const float* x, int64_t n_tok, float* y, ThreadPool
   const bool f32_act = wk.act_type == GgmlType::F32 || precision == ActivationPrecision::Exact;
   if (f32_act) {
     if (n_tok >= kPanelMinTokens) matmul_f32_panel(w, x, n_tok, y, pool, y_stride);
+    else if (is_panel16(w.packed_kind)) matmul_panel16_rows(w, x, n_tok, y, pool, y_stride);
     else matmul_f32_rows(w, x, n_tok, y, pool, y_stride);
     return;
   }
-  if (w.packed != nullptr) {
+  if (w.packed != nullptr && !is_panel16(w.packed_kind)) {
     PackedJob job{&w, y, y_stride};
     matmul_packed(&job, 1, x, n_tok, pool, act_buf);
     return;
@@ -220,7 +256,8 @@ void matmul_multi(const MatmulTarget* targets, int n, const float* x, int64_t n_
                   std::vector<uint8_t>& act_buf, ActivationPrecision precision) {
   bool fuse = precision == ActivationPrecision::Int8 && n <= kMaxMatmulTargets;
   for (int i = 0; i < n && fuse; ++i)
-    fuse = targets[i].w->packed != nullptr && targets[i].w->cols == targets[0].w->cols;
+    fuse = targets[i].w->packed != nullptr && !is_panel16(targets[i].w->packed_kind) &&
+           targets[i].w->cols == targets[0].w->cols;
   if (!fuse) {
     for (int i = 0; i < n; ++i)
       matmul(*targets[i].w, x, n_tok, targets[i].y, pool, act_buf, precision, targets[i].y_stride);

@@ -12,6 +12,8 @@ PackedKind packed_kind_for(GgmlType t) {
     case GgmlType::Q4_0: return PackedKind::Q4_0x8;
     case GgmlType::Q4_1: return PackedKind::Q4_1x8;
     case GgmlType::Q8_0: return PackedKind::Q8_0x8;
+    case GgmlType::F16: return PackedKind::F16x16;
+    case GgmlType::BF16: return PackedKind::BF16x16;
     default: return PackedKind::None;
   }
 }
@@ -21,9 +23,31 @@ size_t packed_block_bytes(PackedKind k) {
     case PackedKind::Q4_0x8: return 16 + 128;
     case PackedKind::Q4_1x8: return 32 + 128;
     case PackedKind::Q8_0x8: return 16 + 256;
+    case PackedKind::F16x16:
+    case PackedKind::BF16x16:
     case PackedKind::None: break;
   }
   return 0;
+}
+
+int packed_group_rows(PackedKind k) { return is_panel16(k) ? kPanel16Rows : kPackRows; }
+
+size_t packed_group_bytes(PackedKind k, int64_t cols) {
+  if (k == PackedKind::None || cols <= 0) return 0;
+  if (is_panel16(k)) return size_t(cols) * kPanel16Rows * sizeof(uint16_t);
+  if (cols % kPackBlock != 0) return 0;
+  return size_t(cols / kPackBlock) * packed_block_bytes(k);
+}
+
+void pack_panel16(const uint8_t* rows, size_t row_bytes, int64_t cols, uint16_t* dst) {
+  for (int r = 0; r < kPanel16Rows; ++r) {
+    const uint8_t* row = rows + size_t(r) * row_bytes;
+    for (int64_t k = 0; k < cols; ++k) std::memcpy(dst + size_t(k) * kPanel16Rows + r, row + 2 * k, 2);
+  }
+}
+
+void unpack_panel16_row(const uint16_t* panel, int64_t cols, int r, uint16_t* dst) {
+  for (int64_t k = 0; k < cols; ++k) dst[k] = panel[size_t(k) * kPanel16Rows + r];
 }
 
 void pack_group(PackedKind k, const uint8_t* rows, size_t row_bytes, int64_t nb, uint8_t* dst) {

@@ -22,6 +22,14 @@
 //
 // Only whole groups are packed; rows past the last multiple of 8 stay in the
 // GGUF layout and go through the per-row dot products.
+//
+// 16-bit float weights (F16, BF16) use panels of 16 rows stored k-major
+// ("x16"): column k of the group is 16 consecutive 16-bit values, row r at
+// index r, so a group is cols * 32 bytes. That is the panel the f32 GEMM
+// consumes (kPanelRows in kernels/dispatch.h) after an exact widening, and
+// the decode GEMV streams it once, front to back, producing 16 outputs
+// without a horizontal sum. Rows past the last multiple of 16 stay in the
+// GGUF layout.
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -30,15 +38,23 @@
 
 namespace mce {
 
-enum class PackedKind : uint8_t { None = 0, Q4_0x8 = 1, Q4_1x8 = 2, Q8_0x8 = 3 };
-constexpr int kPackedKinds = 4;
-constexpr int kPackRows = 8;
+enum class PackedKind : uint8_t { None = 0, Q4_0x8 = 1, Q4_1x8 = 2, Q8_0x8 = 3, F16x16 = 4, BF16x16 = 5 };
+constexpr int kPackedKinds = 6;
+constexpr int kPackRows = 8;         // rows per group of the quantized kinds
+constexpr int kPanel16Rows = 16;     // rows per group of the 16-bit kinds
 constexpr int kPackBlock = 32;  // columns per block
 
 // The packed kind for a GGUF type (None: the type is not packed).
 PackedKind packed_kind_for(GgmlType t);
-// Bytes of one block of one group (144, 160 or 272).
+// Bytes of one block of one group (144, 160 or 272); 0 for the 16-bit kinds.
 size_t packed_block_bytes(PackedKind k);
+// Whether a kind is one of the 16-bit panel kinds (F16x16, BF16x16).
+constexpr bool is_panel16(PackedKind k) { return k == PackedKind::F16x16 || k == PackedKind::BF16x16; }
+// Rows per group: 8, or 16 for the panel kinds.
+int packed_group_rows(PackedKind k);
+// Bytes of one group of a matrix with `cols` columns; 0 when the kind cannot
+// pack such rows (quantized kinds need cols to be a multiple of 32).
+size_t packed_group_bytes(PackedKind k, int64_t cols);
 
 // Packs rows [8g, 8g+8) of a GGUF matrix whose rows are row_bytes apart into
 // dst (nb * packed_block_bytes bytes), nb = cols / 32.
@@ -47,5 +63,11 @@ void pack_group(PackedKind k, const uint8_t* rows, size_t row_bytes, int64_t nb,
 // Decodes row `r` (0..7) of one packed group to f32: the same values as the
 // GGUF row's scalar decoder, bit for bit.
 void unpack_group_row(PackedKind k, const uint8_t* group, int64_t nb, int r, float* dst);
+
+// Packs 16 rows of 16-bit values (row_bytes apart, cols each) into one
+// k-major panel (cols * 16 values).
+void pack_panel16(const uint8_t* rows, size_t row_bytes, int64_t cols, uint16_t* dst);
+// Row `r` (0..15) of a panel back to its 16-bit values.
+void unpack_panel16_row(const uint16_t* panel, int64_t cols, int r, uint16_t* dst);
 
 }  // namespace mce

@@ -22,7 +22,6 @@ Model::Model(const std::string& path, const ModelOptions& opts) {
   file_ = gguf::GgufFile::open(path);
   cfg_ = read_config(*file_);
   w_ = bind_weights(*file_, cfg_);
-  pack_weights(w_, file_.get());
   cfg_.n_vocab = static_cast<int>(w_.tok_embd.rows);
 
   if (opts.n_ctx < 0 || opts.n_ctx > kMaxContext)
@@ -33,6 +32,7 @@ Model::Model(const std::string& path, const ModelOptions& opts) {
   n_ctx_ = opts.n_ctx > 0 ? opts.n_ctx : std::min(cfg_.n_ctx_train, 4096);
   n_batch_ = std::min(opts.n_batch > 0 ? opts.n_batch : 512, n_ctx_);
   pool_ = std::make_unique<ThreadPool>(opts.n_threads > 0 ? opts.n_threads : default_thread_count());
+  pack_weights(w_, file_.get(), pool_.get());
   kv_ = std::make_unique<KvCache>(cfg_.n_layer, cfg_.n_head_kv, cfg_.head_dim, n_ctx_, opts.kv_type);
 
   // RoPE inverse frequencies base^(-2i/n_rot), divided by per-frequency

@@ -99,12 +99,14 @@ namespace {
 
 constexpr size_t kHugePage = size_t(2) << 20;
 
-void pack_matrix(Weight& m, const gguf::GgufFile* file, std::vector<AlignedBuffer>& storage) {
+}  // namespace
+
+void pack_weight(Weight& m, const gguf::GgufFile* file, ThreadPool* pool, std::vector<AlignedBuffer>& storage) {
   const PackedKind kind = packed_kind_for(m.type);
-  const int64_t groups = m.rows / kPackRows;
-  if (kind == PackedKind::None || groups == 0 || m.cols % kPackBlock != 0) return;
-  const int64_t nb = m.cols / kPackBlock;
-  const size_t group_bytes = size_t(nb) * packed_block_bytes(kind);
+  const int group_rows = packed_group_rows(kind);
+  const int64_t groups = m.rows / group_rows;
+  const size_t group_bytes = packed_group_bytes(kind, m.cols);
+  if (group_bytes == 0 || groups == 0) return;
   const size_t total = group_bytes * size_t(groups);
   // Large matrices go on 2 MiB boundaries and ask for transparent huge pages:
   // decode streams every weight once per token, and with 4 KiB pages the
@@ -117,22 +119,27 @@ void pack_matrix(Weight& m, const gguf::GgufFile* file, std::vector<AlignedBuffe
   if (align == kHugePage) ::madvise(raw, padded, MADV_HUGEPAGE);
 #endif
   AlignedBuffer buf(static_cast<uint8_t*>(raw));
-  for (int64_t g = 0; g < groups; ++g)
-    pack_group(kind, m.row(g * kPackRows), m.row_bytes, nb, buf.get() + size_t(g) * group_bytes);
+  auto pack_one = [&](int64_t g, int) {
+    uint8_t* dst = buf.get() + size_t(g) * group_bytes;
+    const uint8_t* src = m.row(g * group_rows);
+    if (is_panel16(kind)) pack_panel16(src, m.row_bytes, m.cols, reinterpret_cast<uint16_t*>(dst));
+    else pack_group(kind, src, m.row_bytes, m.cols / kPackBlock, dst);
+  };
+  if (pool != nullptr) pool->parallel_for(groups, pack_one);
+  else for (int64_t g = 0; g < groups; ++g) pack_one(g, 0);
   m.packed_kind = kind;
-  m.packed_rows = groups * kPackRows;
+  m.packed_rows = groups * group_rows;
   m.packed_group_bytes = group_bytes;
   m.packed = buf.get();
   storage.push_back(std::move(buf));
   if (file) file->drop_pages(m.data, size_t(m.packed_rows) * m.row_bytes);
 }
 
-}  // namespace
-
-void pack_weights(ModelWeights& w, const gguf::GgufFile* file) {
+void pack_weights(ModelWeights& w, const gguf::GgufFile* file, ThreadPool* pool) {
   for (LayerWeights& L : w.layers)
-    for (Weight* m : {&L.wq, &L.wk, &L.wv, &L.wo, &L.w_gate, &L.w_up, &L.w_down}) pack_matrix(*m, file, w.packed_storage);
-  pack_matrix(w.output, file, w.packed_storage);
+    for (Weight* m : {&L.wq, &L.wk, &L.wv, &L.wo, &L.w_gate, &L.w_up, &L.w_down})
+      pack_weight(*m, file, pool, w.packed_storage);
+  pack_weight(w.output, file, pool, w.packed_storage);
 }
 
 }  // namespace mce

@@ -7,6 +7,7 @@
 #include <memory>
 #include <vector>
 
+#include "core/thread_pool.h"
 #include "gguf/gguf_file.h"
 #include "kernels/packed_layout.h"
 #include "model/config.h"
@@ -22,7 +23,8 @@ struct Weight {
   size_t row_bytes = 0;
   const uint8_t* data = nullptr;
   // Interleaved copy (kernels/packed_layout.h) of rows [0, packed_rows), a
-  // multiple of 8; rows from packed_rows on are read from `data` only.
+  // multiple of the kind's group rows (8, or 16 for F16/BF16 panels); rows
+  // from packed_rows on are read from `data` only.
   PackedKind packed_kind = PackedKind::None;
   int64_t packed_rows = 0;
   size_t packed_group_bytes = 0;
@@ -60,11 +62,16 @@ struct ModelWeights {
 // config, UnsupportedError for a tensor type the kernels cannot multiply.
 ModelWeights bind_weights(const gguf::GgufFile& file, const ModelConfig& cfg);
 
+// Packs one matrix when its type has an interleaved layout (otherwise leaves
+// it as is), keeping the copy in `storage`; see pack_weights.
+void pack_weight(Weight& m, const gguf::GgufFile* file, ThreadPool* pool, std::vector<AlignedBuffer>& storage);
+
 // Packs every matrix whose type has an interleaved layout (the LM head
 // included, the token-embedding table used for lookups excepted) and returns
 // the mapped pages of the packed rows to the kernel, so the model holds one
-// copy of its weights (file may be nullptr: nothing to return). Throws Error
-// when memory runs out.
-void pack_weights(ModelWeights& w, const gguf::GgufFile* file);
+// copy of its weights (file may be nullptr: nothing to return). The groups of
+// each matrix are packed in parallel on `pool` when one is given. Throws
+// Error when memory runs out.
+void pack_weights(ModelWeights& w, const gguf::GgufFile* file, ThreadPool* pool = nullptr);
 
 }  // namespace mce

@@ -70,8 +70,11 @@ TEST_CASE("dispatch: every offered table is complete") {
     CHECK((kt.quantize_q8_K != nullptr));
     CHECK((kt.dot_f32 != nullptr));
     CHECK((kt.axpy_f32 != nullptr));
-    for (int k = 1; k < kPackedKinds; ++k) CHECK((kt.gemm_x8[k] != nullptr));
+    for (PackedKind k : {PackedKind::Q4_0x8, PackedKind::Q4_1x8, PackedKind::Q8_0x8})
+      CHECK((kt.gemm_x8[int(k)] != nullptr));
     CHECK((kt.gemm_f32_panel != nullptr));
+    CHECK((kt.gemv_f16_panel != nullptr));
+    CHECK((kt.gemv_bf16_panel != nullptr));
   }
 }
 

@@ -28,7 +28,7 @@ struct IsaGuard {
 struct Matrix {
   Weight w;
   std::vector<uint8_t> data;
-  std::vector<uint8_t> packed;
+  std::vector<AlignedBuffer> packed;
 };
 
 Matrix random_matrix(Rng& rng, GgmlType t, int64_t rows, int64_t cols, bool pack) {
@@ -42,20 +42,7 @@ Matrix random_matrix(Rng& rng, GgmlType t, int64_t rows, int64_t cols, bool pack
   m.w.cols = cols;
   m.w.row_bytes = row_bytes(t, cols);
   m.w.data = m.data.data();
-  if (pack) {
-    const PackedKind kind = packed_kind_for(t);
-    const int64_t nb = cols / kPackBlock, groups = rows / kPackRows;
-    const size_t group_bytes = size_t(nb) * packed_block_bytes(kind);
-    m.packed.resize(group_bytes * size_t(groups));
-    for (int64_t g = 0; g < groups; ++g) {
-      pack_group(kind, m.data.data() + size_t(g * kPackRows) * m.w.row_bytes, m.w.row_bytes, nb,
-                 m.packed.data() + size_t(g) * group_bytes);
-    }
-    m.w.packed_kind = kind;
-    m.w.packed_rows = groups * kPackRows;
-    m.w.packed_group_bytes = group_bytes;
-    m.w.packed = m.packed.data();
-  }
+  if (pack) pack_weight(m.w, nullptr, nullptr, m.packed);
   return m;
 }
 
@@ -91,7 +78,9 @@ TEST_CASE("matmul: every level, 1/2/3/5 threads, both precisions, packed and pla
   Rng rng(4242);
   std::vector<std::unique_ptr<ThreadPool>> pools;
   for (int n : {1, 2, 3, 5}) pools.push_back(std::make_unique<ThreadPool>(n));
-  const int64_t rows = 37;  // 4 packed groups and 5 rows in the GGUF layout
+  // 4 packed groups of 8 (quantized kinds) or 2 panels of 16 (F16/BF16), and
+  // 5 rows in the GGUF layout.
+  const int64_t rows = 37;
   for (Isa isa : levels_to_test()) {
     set_isa(isa);
     for (GgmlType t : kDotTypes) {

@@ -43,4 +43,9 @@ void gemm_q8_0x8(int64_t nb, const uint8_t* group, const uint8_t* act, size_t ac
 void gemm_f32_panel(int64_t K, const float* panel, const float* x, int64_t ldx, int64_t n_tok, float* y,
                     int64_t ldy, int n_rows, bool accumulate);
 
+// Decode GEMV over a k-major panel of 16 rows of F16 / BF16 weights
+// (GemvPanel16Fn in kernels/dispatch.h).
+void gemv_f16_panel(int64_t K, const uint16_t* panel, const float* x, float* y);
+void gemv_bf16_panel(int64_t K, const uint16_t* panel, const float* x, float* y);
+
 }  // namespace mce::avx512

@@ -2,7 +2,7 @@
 """Write a llama-architecture GGUF with random weights at a realistic shape, for
 speed measurements (speed does not depend on the weight values).
 
-    python tools/make_random_model.py OUT.gguf [--type q4_0|q8_0|f16] [--hidden 2048]
+    python tools/make_random_model.py OUT.gguf [--type q4_0|q8_0|f16|w{b}g{G}[s]] [--hidden 2048]
         [--ffn 8192] [--layers 16] [--heads 32] [--kv-heads 8] [--vocab 49152]
         [--tied] [--tokenizer-from MODEL.gguf] [--seed 0]
 
@@ -10,7 +10,11 @@ The defaults are the "1B shape" of the project's anchor measurements (1.17 B
 parameters, untied output). Block bytes are drawn directly instead of quantizing
 floats, so the 1B file takes seconds: Q4_0 / Q8_0 blocks get an f16 scale from
 a sane range and uniform random quants (int8 in [-127, 127] as ggml's quantizer
-writes them), F16 tensors random halves of a bounded magnitude. Scales are set so
+writes them), F16 tensors random halves of a bounded magnitude. The low-bit types
+w{b}g{G} / w{b}g{G}s (docs/FORMAT.md; e.g. w2g64) get random code bytes (every bit
+string is valid codes) with f16 group scales and, asymmetric, offsets that centre
+the levels on zero; their token embedding and output head are Q8_0, as the
+converter's policy has it. Scales are set so
 that each weight has a standard deviation near 1/sqrt(fan_in), which keeps
 activations O(1) through the layers, so no kernel sees infinities or NaNs.
 
@@ -33,13 +37,16 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "python"))
 
-from gguf import GGML_QUANT_SIZES, GGMLQuantizationType, GGUFValueType, GGUFWriter, LlamaFileType  # noqa: E402
+from gguf import GGML_QUANT_SIZES, GGMLQuantizationType, GGUFValueType, GGUFWriter  # noqa: E402
 
-from minicpm_edge.convert.writer import PlannedTensor, write_gguf  # noqa: E402
+from minicpm_edge.convert.errors import ConvertError  # noqa: E402
+from minicpm_edge.convert.lowbit import FORMS, LowBitType  # noqa: E402
+from minicpm_edge.convert.plan import add_type_metadata, lowbit_group  # noqa: E402
+from minicpm_edge.convert.quantize import OUT_TYPES, OutType, choose_type, parse_out_type  # noqa: E402
+from minicpm_edge.convert.writer import Planned, PlannedTensor, write_gguf  # noqa: E402
 
 Q = GGMLQuantizationType
-TYPES = {"q4_0": (Q.Q4_0, LlamaFileType.MOSTLY_Q4_0), "q8_0": (Q.Q8_0, LlamaFileType.MOSTLY_Q8_0),
-         "f16": (Q.F16, LlamaFileType.MOSTLY_F16)}
+TYPES = ("q4_0", "q8_0", "f16")   # plus every low-bit type w{b}g{G}[s]
 SPECIALS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]   # ids 0, 1, 2 as in SmolLM2
 
 
@@ -84,6 +91,21 @@ def random_f16(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
     bits = _random_bytes(rng, 2 * n).view(np.uint16)
     out = (bits & np.uint16(0x83FF)) | ((np.uint16(e) + ((bits >> np.uint16(10)) & np.uint16(1))) << np.uint16(10))
     return out.astype(np.uint16).view(np.float16).reshape(shape)
+
+
+def random_lowbit(rng: np.random.Generator, rows: int, cols: int, t: LowBitType) -> tuple[np.ndarray, ...]:
+    """Codes, scales[, offsets] of a low-bit matrix (docs/FORMAT.md): uniform random
+    code bytes (any bit string is a valid row of codes), f16 group scales d with the
+    weight sd near 1/sqrt(fan_in) and, asymmetric, m = -d (2^b-1)/2 so that the
+    levels d q + m are centred on zero as the symmetric ones are."""
+    codes = _random_bytes(rng, rows * cols * t.bits // 8).view(np.int8).reshape(rows, cols * t.bits // 8)
+    n_groups = rows * cols // t.group
+    quant_sd = float(np.sqrt(((t.max_code + 1) ** 2 - 1) / 12.0))   # sd of uniform 0..2^b-1
+    d = _block_scales(rng, n_groups, quant_sd, 1.0 / np.sqrt(cols)).view(np.float16).reshape(rows, -1)
+    if t.symmetric:
+        return codes, d
+    m = (-d.astype(np.float32) * np.float32(t.max_code / 2)).astype(np.float16)
+    return codes, d, m
 
 
 def random_norm(rng: np.random.Generator, n: int) -> np.ndarray:
@@ -145,35 +167,40 @@ def copy_tokenizer(w: GGUFWriter, source: Path, n_vocab: int) -> None:
 
 
 # ---- model ---------------------------------------------------------------------------------
-def plan_tensors(a: argparse.Namespace, qtype: GGMLQuantizationType) -> list[PlannedTensor]:
+def plan_tensors(a: argparse.Namespace, out: OutType) -> list[Planned]:
+    """The model's tensors; the converter's per-tensor policy (choose_type) decides
+    which matrices take the low-bit format and which Q8_0."""
     rng = np.random.default_rng(a.seed)
     hd = a.hidden // a.heads
     E, F, V = a.hidden, a.ffn, a.vocab
 
-    def mat(name: str, rows: int, cols: int) -> PlannedTensor:
-        if qtype == Q.F16:
-            return PlannedTensor(name, (rows, cols), qtype, lambda: random_f16(rng, (rows, cols)))
-        return PlannedTensor(name, (rows, cols), qtype, lambda: random_quant(rng, (rows, cols), qtype))
+    def mat(name: str, rows: int, cols: int) -> Planned:
+        choice = choose_type(name, (rows, cols), out)
+        if isinstance(choice, LowBitType):
+            return lowbit_group(name, (rows, cols), choice, lambda: random_lowbit(rng, rows, cols, choice))
+        if choice == Q.F16:
+            return PlannedTensor(name, (rows, cols), choice, lambda: random_f16(rng, (rows, cols)))
+        return PlannedTensor(name, (rows, cols), choice, lambda: random_quant(rng, (rows, cols), choice))
 
     def norm(name: str) -> PlannedTensor:
         return PlannedTensor(name, (E,), Q.F32, lambda: random_norm(rng, E))
 
-    out = [mat("token_embd.weight", V, E)]
+    out_tensors = [mat("token_embd.weight", V, E)]
     for i in range(a.layers):
         p = f"blk.{i}."
-        out += [norm(p + "attn_norm.weight"),
-                mat(p + "attn_q.weight", a.heads * hd, E),
-                mat(p + "attn_k.weight", a.kv_heads * hd, E),
-                mat(p + "attn_v.weight", a.kv_heads * hd, E),
-                mat(p + "attn_output.weight", E, a.heads * hd),
-                norm(p + "ffn_norm.weight"),
-                mat(p + "ffn_gate.weight", F, E),
-                mat(p + "ffn_up.weight", F, E),
-                mat(p + "ffn_down.weight", E, F)]
-    out.append(norm("output_norm.weight"))
+        out_tensors += [norm(p + "attn_norm.weight"),
+                        mat(p + "attn_q.weight", a.heads * hd, E),
+                        mat(p + "attn_k.weight", a.kv_heads * hd, E),
+                        mat(p + "attn_v.weight", a.kv_heads * hd, E),
+                        mat(p + "attn_output.weight", E, a.heads * hd),
+                        norm(p + "ffn_norm.weight"),
+                        mat(p + "ffn_gate.weight", F, E),
+                        mat(p + "ffn_up.weight", F, E),
+                        mat(p + "ffn_down.weight", E, F)]
+    out_tensors.append(norm("output_norm.weight"))
     if not a.tied:
-        out.append(mat("output.weight", V, E))
-    return out
+        out_tensors.append(mat("output.weight", V, E))
+    return out_tensors
 
 
 def check_shape(a: argparse.Namespace) -> None:
@@ -192,8 +219,8 @@ def check_shape(a: argparse.Namespace) -> None:
 
 def make(a: argparse.Namespace) -> Path:
     check_shape(a)
-    qtype, file_type = TYPES[a.type]
-    tensors = plan_tensors(a, qtype)
+    out = OUT_TYPES[a.type]
+    tensors = plan_tensors(a, out)
     n_params = sum(int(np.prod(t.shape)) for t in tensors)
 
     def metadata(w: GGUFWriter) -> None:
@@ -209,7 +236,7 @@ def make(a: argparse.Namespace) -> Path:
         w.add_rope_freq_base(10000.0)
         w.add_layer_norm_rms_eps(1e-5)
         w.add_vocab_size(a.vocab)
-        w.add_file_type(int(file_type))
+        add_type_metadata(w, out, tensors)
         w.add_quantization_version(2)
         if a.tokenizer_from:
             copy_tokenizer(w, Path(a.tokenizer_from), a.vocab)
@@ -227,10 +254,22 @@ def make(a: argparse.Namespace) -> Path:
     return write_gguf(Path(a.output), "llama", metadata, tensors, progress=not a.quiet)
 
 
+def matrix_type(text: str) -> str:
+    """argparse type of --type: q4_0, q8_0, f16 or a low-bit type."""
+    try:
+        name = parse_out_type(text).name
+    except ConvertError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+    if name not in TYPES and OUT_TYPES[name].lowbit is None:
+        raise argparse.ArgumentTypeError(f"no random writer for {name}; choose {', '.join(TYPES)} or {FORMS}")
+    return name
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("output", help="GGUF file to write")
-    ap.add_argument("--type", default="q4_0", choices=sorted(TYPES), help="matrix type (default q4_0)")
+    ap.add_argument("--type", default="q4_0", type=matrix_type, metavar="TYPE",
+                    help=f"matrix type: {', '.join(TYPES)} or {FORMS} (default q4_0)")
     ap.add_argument("--hidden", type=int, default=2048)
     ap.add_argument("--ffn", type=int, default=8192)
     ap.add_argument("--layers", type=int, default=16)

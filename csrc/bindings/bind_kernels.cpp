@@ -194,6 +194,58 @@ py::array_t<float> matmul_rows(int64_t type_id, const py::object& weight, int64_
   return y;
 }
 
+// The matmul driver on one low-bit matrix given in the file layout of
+// docs/FORMAT.md (codes as a little-endian bit string per row, binary16
+// scales and minimums per group): packing into lookup tiles, per-token
+// tables, the threaded split. int8=False takes the exact path (weights
+// decoded to f32).
+py::array_t<float> lowbit_matmul(int bits, int group, const py::object& codes, const py::object& scales,
+                                 const py::object& mins, int64_t rows, FloatArray x, bool int8, int n_threads,
+                                 const py::object& isa) {
+  if (x.ndim() != 2) throw ArgumentError("x must be a 2-D float32 array [n_tokens, cols]");
+  const int64_t n_tok = x.shape(0), cols = x.shape(1);
+  LowBitFormat fmt;
+  fmt.bits = bits;
+  fmt.group = group;
+  fmt.has_min = !mins.is_none();
+  if (!lowbit_format_valid(fmt)) throw ArgumentError("bits must be 1..4 and group 32, 64 or 128");
+  if (rows < 1 || cols < 1 || cols % group != 0) throw ArgumentError("rows >= 1 and cols a multiple of group required");
+  if (n_threads < 1 || n_threads > 64) throw ArgumentError("n_threads must be between 1 and 64");
+  size_t n_codes = 0, n_scales = 0, n_mins = 0;
+  std::vector<float> cbuf = copy_bytes(codes, &n_codes), sbuf = copy_bytes(scales, &n_scales), mbuf;
+  if (fmt.has_min) mbuf = copy_bytes(mins, &n_mins);
+  const size_t side = size_t(rows) * size_t(cols / group) * 2;
+  if (n_codes != lowbit_code_row_bytes(fmt, cols) * size_t(rows) || n_scales != side || (fmt.has_min && n_mins != side))
+    throw ArgumentError("codes/scales/mins sizes do not match rows x cols of the format");
+  Weight w;
+  w.type = GgmlType::I8;
+  w.rows = rows;
+  w.cols = cols;
+  w.row_bytes = lowbit_code_row_bytes(fmt, cols);
+  w.data = reinterpret_cast<const uint8_t*>(cbuf.data());
+  w.lowbit = fmt;
+  w.lowbit_scale = reinterpret_cast<const uint16_t*>(sbuf.data());
+  w.lowbit_min = fmt.has_min ? reinterpret_cast<const uint16_t*>(mbuf.data()) : nullptr;
+  ModelWeights owner;
+  owner.output = w;
+  pack_weights(owner, nullptr);
+  py::array_t<float> y({n_tok, rows});
+  const Isa previous = kernels().isa;
+  if (!isa.is_none()) set_isa(isa_from_name(py::cast<std::string>(isa).c_str()));
+  try {
+    py::gil_scoped_release nogil;
+    ThreadPool pool(n_threads);
+    std::vector<uint8_t> act;
+    matmul(owner.output, x.data(), n_tok, y.mutable_data(), pool, act,
+           int8 ? ActivationPrecision::Int8 : ActivationPrecision::Exact);
+  } catch (...) {
+    set_isa(previous);
+    throw;
+  }
+  set_isa(previous);
+  return y;
+}
+
 void check_same_size(const FloatArray& a, const FloatArray& b) {
   if (a.ndim() != 1 || b.ndim() != 1 || a.size() != b.size()) {
     throw ArgumentError("expected two 1-D float32 arrays of equal length, got sizes " +
@@ -226,6 +278,25 @@ void register_kernels(py::module_& m) {
   m.def("matmul", &matmul_rows, py::arg("type_id"), py::arg("weight"), py::arg("rows"), py::arg("x"),
         py::arg("int8") = true, py::arg("pack") = true, py::arg("n_threads") = 1, py::arg("isa") = py::none(),
         "y[n_tok, rows] = x . W^T through the model's matmul driver (packing, threads, row tails).");
+  m.def("lowbit_matmul", &lowbit_matmul, py::arg("bits"), py::arg("group"), py::arg("codes"), py::arg("scales"),
+        py::arg("mins"), py::arg("rows"), py::arg("x"), py::arg("int8") = true, py::arg("n_threads") = 1,
+        py::arg("isa") = py::none(),
+        "y[n_tok, rows] = x . W^T for a low-bit matrix in the file layout (docs/FORMAT.md): table "
+        "lookup with int8 tables (int8=True) or weights decoded to f32 (int8=False). mins=None: symmetric.");
+  m.def("lut_tables", [](FloatArray x, int group, const py::object& isa) {
+    if (x.ndim() != 1 || x.size() % group != 0 || !(group == 32 || group == 64 || group == 128))
+      throw ArgumentError("x must be 1-D with a length that is a multiple of group (32, 64 or 128)");
+    const KernelTable& k = table_arg(isa);
+    const int64_t K = x.size();
+    py::array_t<int8_t> tables({K / 4, int64_t(16)});
+    py::array_t<float> half_sigma(K / group), xsum(K / group);
+    {
+      py::gil_scoped_release nogil;
+      k.lut_build(x.data(), K, group, tables.mutable_data(), half_sigma.mutable_data(), xsum.mutable_data());
+    }
+    return py::make_tuple(tables, half_sigma, xsum);
+  }, py::arg("x"), py::arg("group"), py::arg("isa") = py::none(),
+     "One token's lookup tables (int8 [K/4, 16]), half table scales and group sums (LutBuildFn).");
   m.def("dot_f32", [](FloatArray a, FloatArray b, const py::object& isa) {
     check_same_size(a, b);
     const KernelTable& k = table_arg(isa);

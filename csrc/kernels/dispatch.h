@@ -6,6 +6,7 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "kernels/lut_layout.h"
 #include "kernels/packed_layout.h"
 #include "kernels/ref/ref_kernels.h"
 #include "quant/ggml_types.h"
@@ -64,6 +65,31 @@ static_assert(kPanelRows == kPanel16Rows, "16-bit packed groups are GEMM panels"
 // the fma latency, and decode must keep up with memory.)
 using GemvPanel16Fn = void (*)(int64_t K, const uint16_t* panel, const float* x, float* y);
 
+// Table-lookup GEMV for low-bit weights (kernels/lut_layout.h; T-MAC).
+//
+// LutBuildFn: one token's tables from K f32 inputs (K a multiple of group).
+// For chunk j (inputs x0..x3 = x[4j..4j+3]) and pattern t (0..15), with
+// s_r = +1 when bit r of t is set and -1 otherwise (sign flips are exact),
+//   T[t] = (s0 x0 + s1 x1) + (s2 x2 + s3 x3),   A_j = (|x0| + |x1|) + (|x2| + |x3|).
+// Per group g of inputs: a = max A_j over its chunks, half_sigma[g] =
+// (a / 127) * 0.5, and tables[16j + t] = nearbyint(clamp(T[t] * (127 / a),
+// -127, 127)) (all 0 when a is 0; a NaN product, which only infinite inputs
+// cause, counts as -127): one int8 scale per group, as T-MAC's
+// "int8 table quantization" (|T| <= A_j <= a, so nothing saturates).
+// xsum[g] = T_j[15] (= the chunk's sum) added over the group's chunks in
+// order, from 0. T[15 - t] = -T[t] exactly, so a level may compute half the
+// entries and negate ("mirror consolidation") without changing a bit.
+using LutBuildFn = void (*)(const float* x, int64_t K, int group, int8_t* tables, float* half_sigma, float* xsum);
+// LutGemvFn: the 16 outputs of one tile against one token's tables. Per row
+// and group, S = sum over the group's chunks j and planes i of 2^i *
+// tables[16j + pattern_i] is an exact integer; then, from y = 0, group by
+// group: y = fma(float(S), d * half_sigma[g], y) and, asymmetric only,
+// y = fma(fma(d, (2^b - 1) / 2, m), xsum[g], y). Every level gives these bits.
+// (Why it is the dot product: sum_k q_k x_k = (sum_i 2^i sum_j T_j[pattern_i]
+// + (2^b - 1) sum_k x_k) / 2, see kernels/lut_layout.h.)
+using LutGemvFn = void (*)(const LowBitFormat& f, int64_t K, const uint8_t* tile, const int8_t* tables,
+                           const float* half_sigma, const float* xsum, float* y);
+
 struct WeightKernel {
   GgmlType act_type = GgmlType::F32;   // F32, Q8_0, Q8_1 or Q8_K
   VecDotFn vec_dot = nullptr;          // nullptr: type not supported for matmul
@@ -86,6 +112,9 @@ struct KernelTable {
   // Decode GEMV over F16x16 / BF16x16 panels; always set (scalar fallback).
   GemvPanel16Fn gemv_f16_panel = nullptr;
   GemvPanel16Fn gemv_bf16_panel = nullptr;
+  // Low-bit table lookup; always set (scalar fallback).
+  LutBuildFn lut_build = nullptr;
+  LutGemvFn lut_gemv = nullptr;
 };
 
 // The kernels one ISA level provides. make_kernel_table() turns a set into a
@@ -107,6 +136,8 @@ struct KernelSet {
   } packed{};
   GemmPanelFn gemm_f32_panel = nullptr;  // nullptr: scalar
   GemvPanel16Fn gemv_f16_panel = nullptr, gemv_bf16_panel = nullptr;  // nullptr: scalar
+  LutBuildFn lut_build = nullptr;  // nullptr: scalar
+  LutGemvFn lut_gemv = nullptr;    // nullptr: scalar
 };
 
 constexpr KernelTable make_kernel_table(Isa isa, const KernelSet& k) {
@@ -145,6 +176,8 @@ constexpr KernelTable make_kernel_table(Isa isa, const KernelSet& k) {
   t.gemm_f32_panel = k.gemm_f32_panel ? k.gemm_f32_panel : ref::gemm_f32_panel;
   t.gemv_f16_panel = k.gemv_f16_panel ? k.gemv_f16_panel : ref::gemv_f16_panel;
   t.gemv_bf16_panel = k.gemv_bf16_panel ? k.gemv_bf16_panel : ref::gemv_bf16_panel;
+  t.lut_build = k.lut_build ? k.lut_build : ref::lut_build;
+  t.lut_gemv = k.lut_gemv ? k.lut_gemv : ref::lut_gemv;
   return t;
 }
 

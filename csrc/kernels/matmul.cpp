@@ -30,6 +30,10 @@ constexpr int64_t kPanelMinTokens = 4;
 
 // Columns [k0, k1) of row r decoded to f32 (k0, k1 on block boundaries).
 void decode_row_slice(const KernelTable& kt, const Weight& w, int64_t r, int64_t k0, int64_t k1, float* out) {
+  if (w.packed_kind == PackedKind::LutTile) {
+    lut_decode_row(w.lowbit, w.cols, w.group(r / kLutTileRows), int(r % kLutTileRows), k0, k1, out);
+    return;
+  }
   if (r < w.packed_rows && !is_panel16(w.packed_kind)) {
     const uint8_t* g = w.group(r / kPackRows) + size_t(k0 / kPackBlock) * packed_block_bytes(w.packed_kind);
     unpack_group_row(w.packed_kind, g, (k1 - k0) / kPackBlock, int(r % kPackRows), out);
@@ -90,7 +94,7 @@ void matmul_f32_rows(const Weight& w, const float* x, int64_t n_tok, float* y, T
   const KernelTable& kt = kernels();
   const WeightKernel& wk = kt.weight[uint32_t(w.type)];
   const int64_t K = w.cols;
-  const bool direct = wk.act_type == GgmlType::F32;
+  const bool direct = wk.vec_dot != nullptr && wk.act_type == GgmlType::F32;
   const int64_t n_chunks = (w.rows + kRowsPerTask - 1) / kRowsPerTask;
   pool.parallel_for(n_chunks, [&](int64_t task, int) {
     thread_local std::vector<float> rows;
@@ -123,6 +127,45 @@ void matmul_panel16_rows(const Weight& w, const float* x, int64_t n_tok, float* 
     }
     const uint16_t* panel = reinterpret_cast<const uint16_t*>(w.group(g));
     for (int64_t t = 0; t < n_tok; ++t) gemv(K, panel, x + t * K, y + t * y_stride + g * kPanel16Rows);
+  });
+}
+
+// Low-bit weights by table lookup (kernels/lut_layout.h): each token's tables
+// are built once and shared by every matrix of the call (Q/K/V, gate/up:
+// T-MAC's table sharing, extended across the projections that read the same
+// input); tasks are runs of 16-row tiles, every tile meeting all tokens
+// while it is in L1.
+void matmul_lut(const MatmulTarget* targets, int n, const float* x, int64_t n_tok, ThreadPool& pool,
+                std::vector<uint8_t>& act_buf) {
+  const KernelTable& kt = kernels();
+  const LowBitFormat fmt = targets[0].w->lowbit;
+  const int64_t K = targets[0].w->cols;
+  const size_t per_tok = lut_activation_bytes(fmt, K);
+  if (act_buf.size() < per_tok * size_t(n_tok)) act_buf.resize(per_tok * size_t(n_tok));
+  uint8_t* act = act_buf.data();
+  pool.parallel_for(n_tok, [&](int64_t t, int) {
+    const LutActivation a = lut_activation_view(fmt, K, act + size_t(t) * per_tok);
+    kt.lut_build(x + t * K, K, fmt.group, a.tables, a.half_sigma, a.xsum);
+  });
+  int64_t first[kMaxMatmulTargets + 1] = {0};
+  for (int i = 0; i < n; ++i) first[i + 1] = first[i] + (targets[i].w->rows + kLutTileRows - 1) / kLutTileRows;
+  const int64_t tiles = first[n];
+  const int64_t run = std::max<int64_t>(1, tiles / (pool.size() * kTasksPerThread));
+  pool.parallel_for((tiles + run - 1) / run, [&](int64_t task, int) {
+    float out[kLutTileRows];
+    for (int64_t tile = task * run; tile < std::min(tiles, (task + 1) * run); ++tile) {
+      int i = 0;
+      while (tile >= first[i + 1]) ++i;
+      const Weight& w = *targets[i].w;
+      const int64_t y_stride = targets[i].y_stride ? targets[i].y_stride : w.rows;
+      const int64_t g = tile - first[i], r0 = g * kLutTileRows;
+      const int n_rows = int(std::min<int64_t>(kLutTileRows, w.rows - r0));
+      for (int64_t t = 0; t < n_tok; ++t) {
+        const LutActivation a = lut_activation_view(fmt, K, act + size_t(t) * per_tok);
+        kt.lut_gemv(fmt, K, w.group(g), a.tables, a.half_sigma, a.xsum, out);
+        std::copy(out, out + n_rows, targets[i].y + t * y_stride + r0);
+      }
+    }
   });
 }
 
@@ -214,8 +257,13 @@ void matmul(const Weight& w, const float* x, int64_t n_tok, float* y, ThreadPool
   const WeightKernel& wk = kt.weight[static_cast<uint32_t>(w.type)];
   if (y_stride == 0) y_stride = w.rows;
   const int64_t K = w.cols;
-  const bool f32_act = wk.act_type == GgmlType::F32 || precision == ActivationPrecision::Exact;
-  if (f32_act) {
+  const bool f32_act = wk.vec_dot == nullptr || wk.act_type == GgmlType::F32 || precision == ActivationPrecision::Exact;
+  if (w.lowbit.bits > 0 && precision == ActivationPrecision::Int8) {
+    const MatmulTarget target{&w, y, y_stride};
+    matmul_lut(&target, 1, x, n_tok, pool, act_buf);
+    return;
+  }
+  if (f32_act || w.lowbit.bits > 0) {
     if (n_tok >= kPanelMinTokens) matmul_f32_panel(w, x, n_tok, y, pool, y_stride);
     else if (is_panel16(w.packed_kind)) matmul_panel16_rows(w, x, n_tok, y, pool, y_stride);
     else matmul_f32_rows(w, x, n_tok, y, pool, y_stride);
@@ -254,6 +302,15 @@ void matmul(const Weight& w, const float* x, int64_t n_tok, float* y, ThreadPool
 
 void matmul_multi(const MatmulTarget* targets, int n, const float* x, int64_t n_tok, ThreadPool& pool,
                   std::vector<uint8_t>& act_buf, ActivationPrecision precision) {
+  bool lut = precision == ActivationPrecision::Int8 && n <= kMaxMatmulTargets;
+  for (int i = 0; i < n && lut; ++i) {
+    const LowBitFormat& f = targets[i].w->lowbit;
+    lut = f.bits > 0 && f.group == targets[0].w->lowbit.group && targets[i].w->cols == targets[0].w->cols;
+  }
+  if (lut) {
+    matmul_lut(targets, n, x, n_tok, pool, act_buf);
+    return;
+  }
   bool fuse = precision == ActivationPrecision::Int8 && n <= kMaxMatmulTargets;
   for (int i = 0; i < n && fuse; ++i)
     fuse = targets[i].w->packed != nullptr && !is_panel16(targets[i].w->packed_kind) &&

@@ -25,12 +25,13 @@ size_t packed_block_bytes(PackedKind k) {
     case PackedKind::Q8_0x8: return 16 + 256;
     case PackedKind::F16x16:
     case PackedKind::BF16x16:
+    case PackedKind::LutTile:
     case PackedKind::None: break;
   }
   return 0;
 }
 
-int packed_group_rows(PackedKind k) { return is_panel16(k) ? kPanel16Rows : kPackRows; }
+int packed_group_rows(PackedKind k) { return is_panel16(k) || k == PackedKind::LutTile ? kPanel16Rows : kPackRows; }
 
 size_t packed_group_bytes(PackedKind k, int64_t cols) {
   if (k == PackedKind::None || cols <= 0) return 0;

@@ -38,8 +38,9 @@
 
 namespace mce {
 
-enum class PackedKind : uint8_t { None = 0, Q4_0x8 = 1, Q4_1x8 = 2, Q8_0x8 = 3, F16x16 = 4, BF16x16 = 5 };
-constexpr int kPackedKinds = 6;
+// LutTile: low-bit weights in the tiles of kernels/lut_layout.h (16 rows).
+enum class PackedKind : uint8_t { None = 0, Q4_0x8 = 1, Q4_1x8 = 2, Q8_0x8 = 3, F16x16 = 4, BF16x16 = 5, LutTile = 6 };
+constexpr int kPackedKinds = 7;
 constexpr int kPackRows = 8;         // rows per group of the quantized kinds
 constexpr int kPanel16Rows = 16;     // rows per group of the 16-bit kinds
 constexpr int kPackBlock = 32;  // columns per block

@@ -2,6 +2,7 @@
 
 #include <sys/mman.h>
 
+#include <algorithm>
 #include <string>
 #include <utility>
 
@@ -22,6 +23,53 @@ const gguf::TensorInfo& require(const gguf::GgufFile& f, const std::string& name
   const gguf::TensorInfo* t = f.find_tensor(name);
   if (!t) throw FormatError("GGUF: required tensor '" + name + "' is missing");
   return *t;
+}
+
+// A low-bit matrix (docs/FORMAT.md "w{b}g{G}"): `t` holds the codes as I8,
+// described by minicpm_edge.lowbit.<name> = [b, G, has_min], with
+// <name>.scale (and <name>.min) as F16. Everything is checked against the
+// descriptor and the expected shape, since the metadata may be hostile.
+Weight as_lowbit_matrix(const gguf::GgufFile& f, const gguf::TensorInfo& t, const gguf::Value& desc, int64_t rows,
+                        int64_t cols) {
+  const std::string key = "minicpm_edge.lowbit." + t.name;
+  if (!desc.is_array() || desc.array_size() != 3 || desc.arr_u.size() != 3)
+    throw FormatError("GGUF: '" + key + "' must be an array of 3 unsigned integers [bits, group, has_min]");
+  LowBitFormat fmt;
+  if (desc.arr_u[0] > 8 || desc.arr_u[1] > 1024 || desc.arr_u[2] > 1)
+    throw FormatError("GGUF: '" + key + "' has out-of-range values");
+  fmt.bits = int(desc.arr_u[0]);
+  fmt.group = int(desc.arr_u[1]);
+  fmt.has_min = desc.arr_u[2] == 1;
+  if (!lowbit_format_valid(fmt))
+    throw UnsupportedError("tensor '" + t.name + "': low-bit format with " + std::to_string(fmt.bits) +
+                           " bits and group " + std::to_string(fmt.group) +
+                           " is not supported (bits 1-4, group 32, 64 or 128)");
+  if (cols % fmt.group != 0)
+    throw FormatError("GGUF: tensor '" + t.name + "' has " + std::to_string(cols) +
+                      " inputs, not a multiple of its group size " + std::to_string(fmt.group));
+  const int64_t code_bytes = int64_t(lowbit_code_row_bytes(fmt, cols));
+  if (t.type != GgmlType::I8 || t.n_dims != 2 || t.ne[0] != code_bytes || t.ne[1] != rows)
+    throw FormatError("GGUF: low-bit tensor '" + t.name + "' must be I8 of shape [" + std::to_string(code_bytes) +
+                      ", " + std::to_string(rows) + "], found " + shape_str(t));
+  auto side = [&](const std::string& suffix) -> const gguf::TensorInfo& {
+    const gguf::TensorInfo& s = require(f, t.name + suffix);
+    if (s.type != GgmlType::F16 || s.n_dims != 2 || s.ne[0] != cols / fmt.group || s.ne[1] != rows)
+      throw FormatError("GGUF: tensor '" + s.name + "' must be F16 of shape [" + std::to_string(cols / fmt.group) +
+                        ", " + std::to_string(rows) + "], found " + shape_str(s));
+    return s;
+  };
+  Weight w;
+  w.type = GgmlType::I8;
+  w.rows = rows;
+  w.cols = cols;
+  w.row_bytes = size_t(code_bytes);
+  w.data = t.data;
+  w.lowbit = fmt;
+  w.lowbit_scale = reinterpret_cast<const uint16_t*>(side(".scale").data);
+  if (fmt.has_min) w.lowbit_min = reinterpret_cast<const uint16_t*>(side(".min").data);
+  else if (f.find_tensor(t.name + ".min"))
+    throw FormatError("GGUF: '" + key + "' says symmetric, but tensor '" + t.name + ".min' exists");
+  return w;
 }
 
 Weight as_matrix(const gguf::TensorInfo& t, int64_t rows, int64_t cols) {
@@ -60,14 +108,22 @@ std::vector<float> optional_vector(const gguf::GgufFile& f, const std::string& n
 
 ModelWeights bind_weights(const gguf::GgufFile& f, const ModelConfig& c) {
   ModelWeights w;
+  // Matrices of the decoder and the LM head may be low-bit; the embedding
+  // table is read row by row and must be a ggml type.
+  auto matrix = [&f](const gguf::TensorInfo& t, int64_t rows, int64_t cols) {
+    if (const gguf::Value* desc = f.find("minicpm_edge.lowbit." + t.name)) return as_lowbit_matrix(f, t, *desc, rows, cols);
+    return as_matrix(t, rows, cols);
+  };
   const int64_t E = c.n_embd, D = c.head_dim;
   const int64_t q_dim = int64_t(c.n_head) * D, kv_dim = int64_t(c.n_head_kv) * D;
   const gguf::TensorInfo& emb = require(f, "token_embd.weight");
   int64_t n_vocab = emb.ne[1];
+  if (f.find("minicpm_edge.lowbit." + emb.name))
+    throw UnsupportedError("token_embd.weight in a low-bit format is not supported (store it as Q8_0 or F16)");
   w.tok_embd = as_matrix(emb, n_vocab, E);
   w.output_norm = as_vector(require(f, "output_norm.weight"), E);
   const gguf::TensorInfo* out = f.find_tensor("output.weight");
-  w.output = out ? as_matrix(*out, n_vocab, E) : w.tok_embd;
+  w.output = out ? matrix(*out, n_vocab, E) : w.tok_embd;
 
   w.layers.resize(static_cast<size_t>(c.n_layer));
   for (int l = 0; l < c.n_layer; ++l) {
@@ -75,16 +131,16 @@ ModelWeights bind_weights(const gguf::GgufFile& f, const ModelConfig& c) {
     LayerWeights& L = w.layers[static_cast<size_t>(l)];
     L.attn_norm = as_vector(require(f, p + "attn_norm.weight"), E);
     L.ffn_norm = as_vector(require(f, p + "ffn_norm.weight"), E);
-    L.wq = as_matrix(require(f, p + "attn_q.weight"), q_dim, E);
-    L.wk = as_matrix(require(f, p + "attn_k.weight"), kv_dim, E);
-    L.wv = as_matrix(require(f, p + "attn_v.weight"), kv_dim, E);
-    L.wo = as_matrix(require(f, p + "attn_output.weight"), E, q_dim);
+    L.wq = matrix(require(f, p + "attn_q.weight"), q_dim, E);
+    L.wk = matrix(require(f, p + "attn_k.weight"), kv_dim, E);
+    L.wv = matrix(require(f, p + "attn_v.weight"), kv_dim, E);
+    L.wo = matrix(require(f, p + "attn_output.weight"), E, q_dim);
     L.bq = optional_vector(f, p + "attn_q.bias", q_dim);
     L.bk = optional_vector(f, p + "attn_k.bias", kv_dim);
     L.bv = optional_vector(f, p + "attn_v.bias", kv_dim);
-    L.w_gate = as_matrix(require(f, p + "ffn_gate.weight"), c.n_ff, E);
-    L.w_up = as_matrix(require(f, p + "ffn_up.weight"), c.n_ff, E);
-    L.w_down = as_matrix(require(f, p + "ffn_down.weight"), E, c.n_ff);
+    L.w_gate = matrix(require(f, p + "ffn_gate.weight"), c.n_ff, E);
+    L.w_up = matrix(require(f, p + "ffn_up.weight"), c.n_ff, E);
+    L.w_down = matrix(require(f, p + "ffn_down.weight"), E, c.n_ff);
   }
   const int64_t half_rot = c.n_rot / 2;
   w.rope_freqs = optional_vector(f, "rope_freqs.weight", half_rot);
@@ -102,10 +158,12 @@ constexpr size_t kHugePage = size_t(2) << 20;
 }  // namespace
 
 void pack_weight(Weight& m, const gguf::GgufFile* file, ThreadPool* pool, std::vector<AlignedBuffer>& storage) {
-  const PackedKind kind = packed_kind_for(m.type);
+  const bool lowbit = m.lowbit.bits > 0;
+  const PackedKind kind = lowbit ? PackedKind::LutTile : packed_kind_for(m.type);
   const int group_rows = packed_group_rows(kind);
-  const int64_t groups = m.rows / group_rows;
-  const size_t group_bytes = packed_group_bytes(kind, m.cols);
+  // Low-bit tiles cover every row (the last one padded), other kinds whole groups.
+  const int64_t groups = lowbit ? (m.rows + group_rows - 1) / group_rows : m.rows / group_rows;
+  const size_t group_bytes = lowbit ? lut_tile_bytes(m.lowbit, m.cols) : packed_group_bytes(kind, m.cols);
   if (group_bytes == 0 || groups == 0) return;
   const size_t total = group_bytes * size_t(groups);
   // Large matrices go on 2 MiB boundaries and ask for transparent huge pages:
@@ -122,17 +180,29 @@ void pack_weight(Weight& m, const gguf::GgufFile* file, ThreadPool* pool, std::v
   auto pack_one = [&](int64_t g, int) {
     uint8_t* dst = buf.get() + size_t(g) * group_bytes;
     const uint8_t* src = m.row(g * group_rows);
-    if (is_panel16(kind)) pack_panel16(src, m.row_bytes, m.cols, reinterpret_cast<uint16_t*>(dst));
+    if (lowbit) {
+      const int64_t per_row = m.cols / m.lowbit.group, r0 = g * group_rows;
+      lut_pack_tile(m.lowbit, m.cols, src, m.row_bytes, m.lowbit_scale + r0 * per_row,
+                    m.lowbit_min ? m.lowbit_min + r0 * per_row : nullptr, per_row,
+                    int(std::min<int64_t>(group_rows, m.rows - r0)), dst);
+    } else if (is_panel16(kind)) pack_panel16(src, m.row_bytes, m.cols, reinterpret_cast<uint16_t*>(dst));
     else pack_group(kind, src, m.row_bytes, m.cols / kPackBlock, dst);
   };
   if (pool != nullptr) pool->parallel_for(groups, pack_one);
   else for (int64_t g = 0; g < groups; ++g) pack_one(g, 0);
   m.packed_kind = kind;
-  m.packed_rows = groups * group_rows;
+  m.packed_rows = lowbit ? m.rows : groups * group_rows;
   m.packed_group_bytes = group_bytes;
   m.packed = buf.get();
   storage.push_back(std::move(buf));
-  if (file) file->drop_pages(m.data, size_t(m.packed_rows) * m.row_bytes);
+  if (file) {
+    file->drop_pages(m.data, size_t(m.packed_rows) * m.row_bytes);
+    if (lowbit) {
+      const size_t side_bytes = size_t(m.rows) * size_t(m.cols / m.lowbit.group) * sizeof(uint16_t);
+      file->drop_pages(reinterpret_cast<const uint8_t*>(m.lowbit_scale), side_bytes);
+      if (m.lowbit_min) file->drop_pages(reinterpret_cast<const uint8_t*>(m.lowbit_min), side_bytes);
+    }
+  }
 }
 
 void pack_weights(ModelWeights& w, const gguf::GgufFile* file, ThreadPool* pool) {

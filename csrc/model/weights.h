@@ -9,6 +9,7 @@
 
 #include "core/thread_pool.h"
 #include "gguf/gguf_file.h"
+#include "kernels/lut_layout.h"
 #include "kernels/packed_layout.h"
 #include "model/config.h"
 
@@ -29,6 +30,15 @@ struct Weight {
   int64_t packed_rows = 0;
   size_t packed_group_bytes = 0;
   const uint8_t* packed = nullptr;
+
+  // Low-bit group quantization (docs/FORMAT.md "w{b}g{G}"; lowbit.bits > 0):
+  // `data` holds the codes (row_bytes = K*b/8 per row), scale/min the
+  // binary16 group parameters (K/G per row; min nullptr when symmetric). Such
+  // a matrix is always packed, into tiles of kernels/lut_layout.h
+  // (packed_kind LutTile, one tile of 16 rows per group).
+  LowBitFormat lowbit{};
+  const uint16_t* lowbit_scale = nullptr;
+  const uint16_t* lowbit_min = nullptr;
 
   const uint8_t* row(int64_t r) const { return data + static_cast<size_t>(r) * row_bytes; }
   const uint8_t* group(int64_t g) const { return packed + static_cast<size_t>(g) * packed_group_bytes; }

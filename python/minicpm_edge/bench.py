@@ -38,7 +38,7 @@ class ModelInfo:
     arch: str
     model_type: str          # llama-bench's "model_type": "<arch> <size> <file type>"
     size_bytes: int          # bytes of all tensors (llama_model_size)
-    n_params: int            # elements of all tensors (llama_model_n_params)
+    n_params: int            # weights of all tensors (llama_model_n_params; see count_params)
     n_vocab: int
     bytes_per_token: int     # weight bytes one decode step reads (see decode_bytes_per_token)
 
@@ -50,17 +50,40 @@ def _tensor_elements(shape: Iterable[int]) -> int:
     return n
 
 
+LOWBIT_KEY = "minicpm_edge.lowbit."   # docs/FORMAT.md: [bits, group, has_min] per low-bit matrix
+
+
+def count_params(md: dict, tensors: Sequence[dict]) -> int:
+    """Elements of all tensors, where a low-bit matrix counts its M*K weights (its I8
+    codes tensor holds K*b/8 bytes per row) and not its scales and offsets."""
+    lowbit = {k[len(LOWBIT_KEY):]: int(v[0]) for k, v in md.items()
+              if k.startswith(LOWBIT_KEY) and isinstance(v, list) and len(v) == 3 and v[0] in (1, 2, 3, 4)}
+    n = 0
+    for t in tensors:
+        name = t["name"]
+        if name in lowbit:
+            n += _tensor_elements(t["shape"]) * 8 // lowbit[name]
+        elif not (name.endswith((".scale", ".min")) and name.rsplit(".", 1)[0] in lowbit):
+            n += _tensor_elements(t["shape"])
+    return n
+
+
+EMBEDDING_TENSORS = ("token_embd.weight", "token_embd.weight.scale", "token_embd.weight.min")
+
+
 def decode_bytes_per_token(tensors: Sequence[dict]) -> int:
     """Weight bytes a decode step must stream from memory: every tensor in full
     except the token embedding, of which only the looked-up row is read -- unless
     the embedding doubles as the LM head (tied, no output.weight), when the head
-    reads all of it (and the row is part of that)."""
+    reads all of it (and the row is part of that). A low-bit matrix (docs/FORMAT.md)
+    is its codes, scales and offsets, all counted; a low-bit embedding would read one
+    row of each."""
     names = {t["name"] for t in tensors}
     tied = "output.weight" not in names
     total = 0
     for t in tensors:
-        if t["name"] == "token_embd.weight" and not tied:
-            rows = int(t["shape"][-1])   # ggml order: ne[0] = n_embd, ne[1] = n_vocab
+        if t["name"] in EMBEDDING_TENSORS and not tied:
+            rows = int(t["shape"][-1])   # ggml order: ne[0] = row bytes/elements, ne[1] = n_vocab
             total += int(t["nbytes"]) // max(rows, 1)
         else:
             total += int(t["nbytes"])
@@ -74,6 +97,9 @@ def _size_label(n_params: int) -> str:
 
 
 def _file_type_name(md: dict, tensors: Sequence[dict]) -> str:
+    own = md.get("minicpm_edge.file_type")   # the project's types (docs/FORMAT.md): "w2g64" -> "W2G64"
+    if isinstance(own, str) and own:
+        return own.upper()
     ft = md.get("general.file_type")
     if isinstance(ft, int):
         try:
@@ -98,7 +124,7 @@ def describe_model(path: str | os.PathLike) -> ModelInfo:
     f = _core.GGUFFile(str(p))
     md, tensors = f.metadata, f.tensors
     arch = str(md.get("general.architecture", "?"))
-    n_params = sum(_tensor_elements(t["shape"]) for t in tensors)
+    n_params = count_params(md, tensors)
     size = sum(int(t["nbytes"]) for t in tensors)
     embd = next((t for t in tensors if t["name"] == "token_embd.weight"), None)
     n_vocab = int(md.get(f"{arch}.vocab_size") or (embd["shape"][-1] if embd else 0))

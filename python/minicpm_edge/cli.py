@@ -69,6 +69,16 @@ def cmd_chat(a) -> int:
     return 0
 
 
+def _out_type(text: str) -> str:
+    """argparse type of convert --type: the converter's own parser, so the CLI and the
+    library accept the same names (f32 .. q4_1 and the low-bit w{b}g{G}[s])."""
+    from .convert import ConvertError, parse_out_type
+    try:
+        return parse_out_type(text).name
+    except ConvertError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
 def cmd_convert(a) -> int:
     from .convert import convert
     out = convert(a.source, a.output, out_type=a.type, progress=not a.quiet)
@@ -90,6 +100,30 @@ def cmd_perplexity(a) -> int:
     return 0
 
 
+LOWBIT_KEY = "minicpm_edge.lowbit."   # docs/FORMAT.md: one [bits, group, has_min] descriptor per matrix
+
+
+def lowbit_matrices(metadata: dict) -> dict[str, str]:
+    """Matrix name -> low-bit type name ("w2g64", "w4g128s") from the file's descriptors."""
+    out = {}
+    for k, v in metadata.items():
+        if k.startswith(LOWBIT_KEY) and isinstance(v, list) and len(v) == 3:
+            bits, group, has_min = (int(x) for x in v)
+            out[k[len(LOWBIT_KEY):]] = f"w{bits}g{group}" + ("" if has_min else "s")
+    return out
+
+
+def tensor_kinds(tensors: list[dict], metadata: dict) -> dict[str, str]:
+    """Tensor name -> what `info` groups it under: its ggml type, or the low-bit type
+    of the matrix whose codes, scales or offsets it holds."""
+    kinds = {t["name"]: t["type_name"] for t in tensors}
+    for matrix, kind in lowbit_matrices(metadata).items():
+        for name in (matrix, matrix + ".scale", matrix + ".min"):
+            if name in kinds:
+                kinds[name] = kind
+    return kinds
+
+
 def cmd_info(a) -> int:
     from . import _core
     path = a.model
@@ -100,7 +134,15 @@ def cmd_info(a) -> int:
     print(f"file: {path}  ({f.file_size / 2**20:.1f} MiB, GGUF v{f.version})")
     print(f"kernel ISA: {_core.isa()}  (available: {', '.join(_core.supported_isas())})")
     print("metadata:")
+    lowbit = lowbit_matrices(f.metadata)
+    summarized = False
     for k, v in f.metadata.items():
+        if k.startswith(LOWBIT_KEY) and k[len(LOWBIT_KEY):] in lowbit and not a.tensors:
+            if not summarized:   # one line for all descriptors; --tensors shows each
+                counts = Counter(lowbit.values()).most_common()
+                print(f"  {LOWBIT_KEY}* = {len(lowbit)} matrices: {', '.join(f'{n} {t}' for t, n in counts)}")
+                summarized = True
+            continue
         if isinstance(v, list):
             shown = f"[{len(v)} items: {', '.join(repr(x) for x in v[:3])}{', ...' if len(v) > 3 else ''}]"
         elif isinstance(v, str) and len(v) > 80:
@@ -109,17 +151,23 @@ def cmd_info(a) -> int:
             shown = repr(v)
         print(f"  {k} = {shown}")
     tensors = f.tensors
+    kinds = tensor_kinds(tensors, f.metadata)
     by_type = Counter()
     size_by_type = Counter()
     for t in tensors:
-        by_type[t["type_name"]] += 1
-        size_by_type[t["type_name"]] += t["nbytes"]
-    print(f"tensors: {len(tensors)}")
+        kind = kinds[t["name"]]
+        # a low-bit matrix counts once, with the bytes of its codes, scales and offsets
+        by_type[kind] += kind not in lowbit.values() or t["name"] in lowbit
+        size_by_type[kind] += t["nbytes"]
+    print(f"tensors: {len(tensors)}" + (f" ({len(lowbit)} low-bit matrices of 2-3 tensors each)" if lowbit else ""))
     for name, count in by_type.most_common():
-        print(f"  {name:8s} {count:4d} tensors  {size_by_type[name] / 2**20:9.2f} MiB")
+        unit = "matrices" if name in lowbit.values() else "tensors "
+        print(f"  {name:8s} {count:4d} {unit}  {size_by_type[name] / 2**20:9.2f} MiB")
     if a.tensors:
         for t in tensors:
-            print(f"  {t['name']:40s} {t['type_name']:6s} {str(t['shape']):>20s} {t['nbytes']:>12d}")
+            kind = kinds[t["name"]]
+            shown = t["type_name"] if kind == t["type_name"] else f"{t['type_name']}:{kind}"
+            print(f"  {t['name']:40s} {shown:9s} {str(t['shape']):>20s} {t['nbytes']:>12d}")
     return 0
 
 
@@ -148,8 +196,11 @@ def build_parser() -> argparse.ArgumentParser:
     v = sub.add_parser("convert", help="convert a Hugging Face checkpoint or re-type a GGUF file")
     v.add_argument("source", help="Hugging Face model directory or .gguf file")
     v.add_argument("-o", "--output", required=True)
-    v.add_argument("--type", default="f16", choices=["f32", "f16", "bf16", "q8_0", "q4_0", "q4_1"],
-                   help="tensor type of the matrices (default f16)")
+    v.add_argument("--type", default="f16", type=_out_type, metavar="TYPE",
+                   help="tensor type of the matrices (default f16): f32, f16, bf16, q8_0, q4_0, q4_1, or the "
+                        "low-bit w{b}g{G} (asymmetric) / w{b}g{G}s (symmetric) with b = 1..4 bits and groups of "
+                        "G = 32, 64 or 128 inputs, e.g. w2g64 (RTN; decoder-layer matrices only, the rest q8_0; "
+                        "read by this runtime's table-lookup kernels, not by llama.cpp)")
     v.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     v.set_defaults(func=cmd_convert)
 

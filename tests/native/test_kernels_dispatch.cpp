@@ -75,6 +75,8 @@ TEST_CASE("dispatch: every offered table is complete") {
     CHECK((kt.gemm_f32_panel != nullptr));
     CHECK((kt.gemv_f16_panel != nullptr));
     CHECK((kt.gemv_bf16_panel != nullptr));
+    CHECK((kt.lut_build != nullptr));
+    CHECK((kt.lut_gemv != nullptr));
   }
 }
 

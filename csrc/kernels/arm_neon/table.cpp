@@ -17,7 +17,7 @@ constexpr KernelTable kNeonTable = make_kernel_table(
                neon::dequantize_row_q6_K},
               // Packed GEMMs: the scalar reference (SDOT-based ones are in the dotprod level).
               {},
-              neon::gemm_f32_panel, neon::gemv_f16_panel, neon::gemv_bf16_panel});
+              neon::gemm_f32_panel, neon::gemv_f16_panel, neon::gemv_bf16_panel, neon::lut_build, neon::lut_gemv});
 
 }  // namespace
 

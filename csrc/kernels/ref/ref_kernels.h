@@ -7,6 +7,8 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "kernels/lut_layout.h"
+
 namespace mce::ref {
 
 float dot_f32(int64_t n, const float* a, const float* b);
@@ -48,5 +50,11 @@ void gemm_f32_panel(int64_t K, const float* panel, const float* x, int64_t ldx, 
 // (GemvPanel16Fn in kernels/dispatch.h).
 void gemv_f16_panel(int64_t K, const uint16_t* panel, const float* x, float* y);
 void gemv_bf16_panel(int64_t K, const uint16_t* panel, const float* x, float* y);
+
+// Table-lookup GEMV for low-bit weights (LutBuildFn / LutGemvFn in
+// kernels/dispatch.h).
+void lut_build(const float* x, int64_t K, int group, int8_t* tables, float* half_sigma, float* xsum);
+void lut_gemv(const LowBitFormat& f, int64_t K, const uint8_t* tile, const int8_t* tables, const float* half_sigma,
+              const float* xsum, float* y);
 
 }  // namespace mce::ref

@@ -1,11 +1,15 @@
-"""Re-type an existing GGUF file (e.g. a llama.cpp Q4_K_M model to our Q8_0).
+"""Re-type an existing GGUF file (e.g. a llama.cpp Q4_K_M model to our Q8_0 or w4g64).
 
-Metadata is copied key by key with its original value types; only
-general.file_type changes. Each tensor is decoded with gguf.quants.dequantize
-and encoded again under the same policy as a fresh conversion (quantize.py).
-A tensor that already has its target type is copied byte for byte, so
-re-typing never drifts values it does not have to touch. Q/K rows are already
-in llama.cpp's RoPE order inside a GGUF, so no permutation happens here.
+Metadata is copied key by key with its original value types; only the keys that
+describe the tensor types change: general.file_type, and the minicpm_edge.* keys
+of the low-bit format (docs/FORMAT.md), which are written afresh for the output
+(a low-bit output has no general.file_type). Each tensor is decoded with
+gguf.quants.dequantize (a low-bit matrix of the source: its codes, scales and
+offsets with lowbit.decode) and encoded again under the same policy as a fresh
+conversion (quantize.py). A tensor (or low-bit matrix) that already has its
+target type is copied byte for byte, so re-typing never drifts values it does
+not have to touch. Q/K rows are already in llama.cpp's RoPE order inside a
+GGUF, so no permutation happens here.
 """
 from __future__ import annotations
 
@@ -17,9 +21,12 @@ import gguf
 import numpy as np
 from gguf import GGMLQuantizationType, GGUFReader, GGUFValueType, GGUFWriter, quants
 
+from . import lowbit
 from .errors import CheckpointFormatError, UnsupportedTypeError
-from .quantize import OutType, choose_type, encode
-from .writer import PlannedTensor, write_gguf
+from .lowbit import LowBitType
+from .plan import add_type_metadata, lowbit_group, plan_entry
+from .quantize import OutType, choose_type
+from .writer import Planned, PlannedTensor, write_gguf
 
 log = logging.getLogger(__name__)
 
@@ -68,16 +75,57 @@ def _can_decode(qtype: GGMLQuantizationType) -> bool:
     return True
 
 
-def _tensor_producer(t, qtype: GGMLQuantizationType, shape: tuple[int, ...]):
+def _raw(t) -> np.ndarray:
+    return np.asarray(t.data).view(np.uint8).reshape(-1)
+
+
+def _float_loader(t, shape: tuple[int, ...]):
     def run() -> np.ndarray:
-        if qtype == t.tensor_type:
-            return np.asarray(t.data).view(np.uint8).reshape(-1)
         try:
             values = quants.dequantize(np.asarray(t.data), t.tensor_type)
         except NotImplementedError:
             raise UnsupportedTypeError(f"{t.name}: cannot decode tensor type {t.tensor_type.name}") from None
-        return encode(values.reshape(shape), qtype)
+        return values.reshape(shape)
     return run
+
+
+def _plan_tensor(src: Path, t, out_type: OutType) -> Planned:
+    shape = tuple(int(d) for d in reversed(t.shape.tolist()))  # ggml order -> numpy order
+    if t.tensor_type not in _FLOAT_OR_QUANT:
+        # integer tensors are data, not weights: keep as they are
+        return PlannedTensor(t.name, shape, t.tensor_type, lambda: _raw(t))
+    choice = choose_type(t.name, shape, out_type)
+    if choice == t.tensor_type:
+        return PlannedTensor(t.name, shape, choice, lambda: _raw(t))
+    if not _can_decode(t.tensor_type):
+        raise UnsupportedTypeError(f"{src}: tensor {t.name} has type {t.tensor_type.name}, "
+                                   "which the gguf package cannot decode")
+    return plan_entry(t.name, shape, choice, _float_loader(t, shape))
+
+
+def _plan_lowbit(parts: list, fmt: LowBitType, out_type: OutType) -> Planned:
+    """A low-bit matrix of the source (its codes, scale[, min] tensors)."""
+    codes = parts[0]
+    shape = lowbit.matrix_shape(reversed(codes.shape.tolist()), fmt)
+    choice = choose_type(codes.name, shape, out_type)
+    if choice == fmt:
+        return lowbit_group(codes.name, shape, fmt, lambda: tuple(np.asarray(p.data) for p in parts))
+    return plan_entry(codes.name, shape, choice, lambda: lowbit.decode([np.asarray(p.data) for p in parts], fmt))
+
+
+def _copied_keys(reader: GGUFReader):
+    """(key, field) of the metadata that is copied; None marks where the type keys go."""
+    typed = False
+    for key, field in reader.fields.items():
+        if key.startswith("GGUF.") or key in _NOT_COPIED or lowbit.is_lowbit_key(key):
+            continue
+        if key == "general.file_type":  # same place, new value(s)
+            typed = True
+            yield key, None
+            continue
+        yield key, field
+    if not typed:
+        yield "general.file_type", None
 
 
 def retype_gguf(src: Path, out: Path, out_type: OutType, progress: bool = True) -> Path:
@@ -88,30 +136,26 @@ def retype_gguf(src: Path, out: Path, out_type: OutType, progress: bool = True) 
     if arch_field is None:
         raise CheckpointFormatError(f"{src}: no general.architecture key")
     arch = arch_field.contents()
+    groups = lowbit.read_descriptors(reader)
+    by_name = {t.name: t for t in reader.tensors}
+    consumed = {part for name, fmt in groups.items() for part in fmt.part_names(name)[1:]}
 
-    plan: list[PlannedTensor] = []
+    plan: list[Planned] = []
     for t in reader.tensors:
-        shape = tuple(int(d) for d in reversed(t.shape.tolist()))  # ggml order -> numpy order
-        if t.tensor_type not in _FLOAT_OR_QUANT:
-            qtype = t.tensor_type  # integer tensors are data, not weights: keep as they are
-        else:
-            qtype = choose_type(t.name, shape, out_type)
-            if qtype != t.tensor_type and not _can_decode(t.tensor_type):
-                raise UnsupportedTypeError(f"{src}: tensor {t.name} has type {t.tensor_type.name}, "
-                                           "which the gguf package cannot decode")
-        plan.append(PlannedTensor(t.name, shape, qtype, _tensor_producer(t, qtype, shape)))
+        if t.name in groups:
+            fmt = groups[t.name]
+            parts = [by_name[n] for n in fmt.part_names(t.name)]
+            plan.append(_plan_lowbit(parts, fmt, out_type))
+        elif t.name not in consumed:
+            plan.append(_plan_tensor(src, t, out_type))
 
     def add_metadata(w: GGUFWriter) -> None:
-        for key, field in reader.fields.items():
-            if key.startswith("GGUF.") or key in _NOT_COPIED:
-                continue
-            if key == "general.file_type":  # same place, new value
-                w.add_file_type(out_type.file_type)
+        for key, field in _copied_keys(reader):
+            if field is None:
+                add_type_metadata(w, out_type, plan)
                 continue
             value, vtype, sub = _field_value(field)
             w.add_key_value(key, value, vtype, sub_type=sub)
-        if reader.get_field("general.file_type") is None:
-            w.add_file_type(out_type.file_type)
         if reader.get_field("general.quantization_version") is None:
             w.add_quantization_version(gguf.GGML_QUANT_VERSION)
         if reader.get_field("general.alignment") is not None:

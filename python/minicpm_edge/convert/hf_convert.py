@@ -19,9 +19,10 @@ from .arch_llama import LlamaArch
 from .arch_minicpm import MiniCPMArch
 from .errors import MissingTensorError, ShapeMismatchError, UnexpectedTensorError, UnsupportedArchitectureError
 from .hf_reader import HFCheckpoint
-from .quantize import OutType, choose_type, encode
+from .plan import add_type_metadata, plan_entry
+from .quantize import OutType, choose_type
 from .vocab import Vocab
-from .writer import PlannedTensor, write_gguf
+from .writer import Planned, write_gguf
 
 log = logging.getLogger(__name__)
 
@@ -67,12 +68,12 @@ def _check_tensors(ckpt: HFCheckpoint, arch: DecoderArch, specs: list[TensorSpec
             + (f" and {len(extra) - 10} more" if len(extra) > 10 else ""))
 
 
-def _produce(ckpt: HFCheckpoint, spec: TensorSpec, qtype):
+def _loader(ckpt: HFCheckpoint, spec: TensorSpec):
     def run() -> np.ndarray:
         values = ckpt.load_float32(spec.hf_name)
         if spec.transform is not None:
             values = spec.transform(values)
-        return encode(values, qtype)
+        return values
     return run
 
 
@@ -99,19 +100,19 @@ def convert_hf(src: Path, out: Path, out_type: OutType, progress: bool = True) -
     extra = arch.extra_tensors()
     vocab = Vocab(ckpt.dir, arch.hp.n_vocab, ckpt.config)
 
-    plan: list[PlannedTensor] = []
+    plan: list[Planned] = []
     for name, values in extra:
-        qtype = choose_type(name, values.shape, out_type)
-        plan.append(PlannedTensor(name, values.shape, qtype, lambda v=values, q=qtype: encode(v, q)))
+        choice = choose_type(name, values.shape, out_type)
+        plan.append(plan_entry(name, values.shape, choice, lambda v=values: v))
     for s in specs:
-        qtype = choose_type(s.gguf_name, s.shape, out_type)
-        plan.append(PlannedTensor(s.gguf_name, s.shape, qtype, _produce(ckpt, s, qtype)))
+        choice = choose_type(s.gguf_name, s.shape, out_type)
+        plan.append(plan_entry(s.gguf_name, s.shape, choice, _loader(ckpt, s)))
     n_params = sum(math.prod(s.shape) for s in specs)
 
     def add_metadata(w: GGUFWriter) -> None:
         _general_metadata(w, ckpt, n_params)
         arch.add_metadata(w)
-        w.add_file_type(out_type.file_type)
+        add_type_metadata(w, out_type, plan)
         w.add_quantization_version(gguf.GGML_QUANT_VERSION)
         vocab.add_to(w)
 

@@ -1,14 +1,18 @@
-"""Which ggml type each tensor is stored as, and the encoding itself.
+"""Which type each tensor is stored as, and the encoding of the ggml types.
 
-Policy (same as llama.cpp's convert_hf_to_gguf.py, prepare_tensors):
+Policy for the ggml types (same as llama.cpp's convert_hf_to_gguf.py, prepare_tensors):
 - 1-D tensors and every ``*_norm.weight`` stay F32: they are tiny and llama.cpp's
   kernels for them only take F32.
 - every other tensor, token_embd and output included, gets the requested type.
 - a tensor whose row length (ggml ne[0], numpy's last axis) is not a multiple of
   the type's block size cannot be block-quantized; it falls back to F16, as
   llama.cpp does on ``gguf.QuantError``.
+Policy for the low-bit types ``w{b}g{G}[s]`` (docs/FORMAT.md): the 2-D weights of the
+decoder layers (``blk.N.*``) whose row length is a multiple of G get the low-bit
+format; token_embd, output and any other matrix get Q8_0 (heads and embeddings need
+the precision), with the same F16 fallback; norms and 1-D tensors stay F32.
 Encoding is ``gguf.quants.quantize``, the pure-numpy reference that gguf-py
-tests bit-exact against libggml.
+tests bit-exact against libggml; the low-bit encoding is in lowbit.py.
 """
 from __future__ import annotations
 
@@ -20,6 +24,8 @@ import numpy as np
 from gguf import GGML_QUANT_SIZES, GGMLQuantizationType, LlamaFileType, quants
 
 from .errors import UnknownOutTypeError
+from .lowbit import FORMS as LOWBIT_FORMS
+from .lowbit import LowBitType, all_types, parse_lowbit
 
 log = logging.getLogger(__name__)
 
@@ -28,9 +34,10 @@ Q = GGMLQuantizationType
 
 @dataclass(frozen=True)
 class OutType:
-    name: str                   # as the user spells it: "q4_0"
-    qtype: GGMLQuantizationType  # type of the quantized tensors
-    file_type: LlamaFileType    # general.file_type
+    name: str                   # as the user spells it: "q4_0", "w2g64"
+    qtype: GGMLQuantizationType  # type of the quantized tensors (low-bit: of the matrices that stay ggml)
+    file_type: LlamaFileType | None  # general.file_type; None for the project's own types
+    lowbit: LowBitType | None = None  # the low-bit format of the decoder-layer matrices
 
 
 OUT_TYPES: dict[str, OutType] = {
@@ -41,12 +48,18 @@ OUT_TYPES: dict[str, OutType] = {
     "q4_0": OutType("q4_0", Q.Q4_0, LlamaFileType.MOSTLY_Q4_0),
     "q4_1": OutType("q4_1", Q.Q4_1, LlamaFileType.MOSTLY_Q4_1),
 }
+GGML_OUT_TYPES = tuple(OUT_TYPES)
+# Heads, embeddings and matrices the low-bit format cannot hold are Q8_0 in a low-bit file.
+LOWBIT_OTHER = Q.Q8_0
+OUT_TYPES.update({t.name: OutType(t.name, LOWBIT_OTHER, None, t) for t in all_types()})
+TYPE_FORMS = f"{', '.join(GGML_OUT_TYPES)}, or low-bit {LOWBIT_FORMS}"
 
 
 def parse_out_type(name: str) -> OutType:
     key = str(name).strip().lower()
     if key not in OUT_TYPES:
-        raise UnknownOutTypeError(f"unknown output type {name!r}; choose one of: {', '.join(OUT_TYPES)}")
+        parse_lowbit(key)  # raises with the low-bit forms when the name is w..g.. with bad values
+        raise UnknownOutTypeError(f"unknown output type {name!r}; choose one of: {TYPE_FORMS}")
     return OUT_TYPES[key]
 
 
@@ -54,16 +67,27 @@ def keeps_f32(gguf_name: str, shape: Sequence[int]) -> bool:
     return len(shape) <= 1 or gguf_name.endswith("_norm.weight")
 
 
-def choose_type(gguf_name: str, shape: Sequence[int], out: OutType) -> GGMLQuantizationType:
-    """The ggml type ``gguf_name`` (numpy-order ``shape``) is written as."""
+def is_layer_matrix(gguf_name: str, shape: Sequence[int]) -> bool:
+    """A 2-D weight of a decoder layer (the matrices the low-bit types are for)."""
+    return len(shape) == 2 and gguf_name.startswith("blk.") and gguf_name.endswith(".weight")
+
+
+def choose_type(gguf_name: str, shape: Sequence[int], out: OutType) -> GGMLQuantizationType | LowBitType:
+    """The type ``gguf_name`` (numpy-order ``shape``) is written as: a ggml type, or
+    the low-bit format (a LowBitType) for the matrices that take it."""
     if keeps_f32(gguf_name, shape):
         return Q.F32
     block = GGML_QUANT_SIZES[out.qtype][0]
-    if shape[-1] % block != 0:
+    qtype = out.qtype if shape[-1] % block == 0 else Q.F16
+    if out.lowbit is not None and is_layer_matrix(gguf_name, shape):
+        if out.lowbit.fits(shape):
+            return out.lowbit
+        log.warning("%s: row length %d is not a multiple of the group size %d, storing %s instead of %s",
+                    gguf_name, shape[-1], out.lowbit.group, qtype.name, out.name)
+    elif qtype != out.qtype:
         log.warning("%s: row length %d is not a multiple of %d, storing F16 instead of %s",
                     gguf_name, shape[-1], block, out.qtype.name)
-        return Q.F16
-    return out.qtype
+    return qtype
 
 
 def nbytes(shape: Sequence[int], qtype: GGMLQuantizationType) -> int:

@@ -1,0 +1,44 @@
+"""What the writer gets for one source tensor, and the type keys of the file.
+
+Shared by both sources (hf_convert.py, gguf_source.py) and tools/make_random_model.py,
+so a ggml-typed tensor and a low-bit matrix are planned the same way everywhere.
+"""
+from __future__ import annotations
+
+from typing import Callable, Iterable, Sequence
+
+import numpy as np
+from gguf import GGMLQuantizationType, GGUFWriter
+
+from . import lowbit
+from .lowbit import LowBitType
+from .quantize import OutType, encode
+from .writer import Planned, PlannedGroup, PlannedTensor, TensorPart
+
+
+def lowbit_group(name: str, shape: Sequence[int], t: LowBitType,
+                 produce: Callable[[], Sequence[np.ndarray]]) -> PlannedGroup:
+    """The tensors of matrix ``name`` (numpy shape [M, K]) in low-bit type ``t``."""
+    parts = tuple(TensorPart(n, s, q) for n, s, q in t.parts(name, shape))
+    return PlannedGroup(name, tuple(int(d) for d in shape), t, parts, produce)
+
+
+def plan_entry(name: str, shape: Sequence[int], choice: GGMLQuantizationType | LowBitType,
+               load: Callable[[], np.ndarray]) -> Planned:
+    """``load`` returns the tensor's float values (numpy order); ``choice`` comes from choose_type."""
+    if isinstance(choice, LowBitType):
+        return lowbit_group(name, shape, choice, lambda: lowbit.encode(load(), choice, name))
+    return PlannedTensor(name, tuple(shape), choice, lambda: encode(load(), choice))
+
+
+def lowbit_matrices(plan: Iterable[Planned]) -> list[tuple[str, LowBitType]]:
+    return [(e.name, e.fmt) for e in plan if isinstance(e, PlannedGroup) and isinstance(e.fmt, LowBitType)]
+
+
+def add_type_metadata(w: GGUFWriter, out_type: OutType, plan: Sequence[Planned]) -> None:
+    """general.file_type for the ggml types; the minicpm_edge.* keys (and no
+    general.file_type, which has no value for them) for the low-bit types."""
+    if out_type.lowbit is None:
+        w.add_file_type(out_type.file_type)
+    else:
+        lowbit.add_metadata(w, out_type.name, lowbit_matrices(plan))

@@ -1,0 +1,107 @@
+"""Whole models with low-bit (w{b}g{G}) matrices.
+
+Oracle: the same file re-typed to F32 by the converter, which decodes the codes
+with docs/FORMAT.md's arithmetic into plain F32 tensors (checked against the
+spec in test_convert_lowbit.py); the F32 path is checked against transformers
+in test_model.py. So:
+  * exact mode (int8_activations=False: weights decoded to f32) must give the
+    F32 file's logits to f32 rounding;
+  * the default table-lookup path (int8 tables, T-MAC) must stay close to them:
+    its only extra error is the rounding of each table to int8."""
+import numpy as np
+import pytest
+
+from minicpm_edge import Model
+from minicpm_edge.convert import convert
+
+CASES = [("llama", "w4g64"), ("llama", "w2g32s"), ("llama-tied", "w3g128"), ("minicpm", "w1g64s"),
+         ("minicpm4", "w4g128s")]
+
+
+@pytest.fixture(scope="module")
+def files(tiny_models, tmp_path_factory):
+    out = tmp_path_factory.mktemp("lowbit-model")
+
+    def get(model, typ):
+        low = convert(tiny_models / model, out / f"{model}-{typ}.gguf", typ, progress=False)
+        f32 = convert(low, out / f"{model}-{typ}-decoded-f32.gguf", "f32", progress=False)
+        return low, f32
+    return get
+
+
+@pytest.mark.parametrize("model,typ", CASES)
+def test_lowbit_model_matches_decoded_f32(files, model, typ):
+    low, f32 = files(model, typ)
+    ids = list(np.random.default_rng(7).integers(3, 200, 40))
+    ref = Model(str(f32), n_ctx=64, n_threads=2, int8_activations=False).logits(ids)
+    exact = Model(str(low), n_ctx=64, n_threads=2, int8_activations=False).logits(ids)
+    span = float(np.abs(ref).max())
+    assert float(np.abs(exact - ref).max()) <= 1e-4 * span
+    lut = Model(str(low), n_ctx=64, n_threads=2).logits(ids)
+    err = float(np.abs(lut - ref).max())
+    print(f"{model} {typ}: exact {np.abs(exact - ref).max() / span:.1e}, int8 tables {err / span:.1e} of max|logit|")
+    assert err <= 0.05 * span
+    # Decode (one token at a time) takes the same per-token tables as prefill.
+    m = Model(str(low), n_ctx=64, n_threads=2)
+    m.reset()
+    step = np.stack([m.eval([t]) for t in ids[:6]])
+    np.testing.assert_allclose(step, lut[:6], rtol=0, atol=1e-5 * span)
+
+
+# ---- hostile low-bit metadata -----------------------------------------------------------------
+def _builder_from(path):
+    """The file as a GGUFBuilder (tests/gguf_builders.py) so a test can corrupt one part."""
+    import gguf_builders as gb
+    from gguf import GGUFReader, GGUFValueType
+    r = GGUFReader(str(path))
+    kvs = {}
+    for name, f in r.fields.items():
+        if name.startswith("GGUF."):
+            continue
+        vtype = int(f.types[0])
+        elem = int(f.types[1]) if vtype == int(GGUFValueType.ARRAY) else None
+        kvs[name] = gb.enc_kv(name, vtype, f.contents(), elem)
+    tensors = {t.name: gb.Tensor(t.name, [int(n) for n in t.shape], int(t.tensor_type), bytes(np.asarray(t.data).tobytes()))
+               for t in r.tensors}
+    return kvs, tensors
+
+
+def _write(tmp_path, kvs, tensors, name):
+    import gguf_builders as gb
+    p = tmp_path / name
+    p.write_bytes(gb.GGUFBuilder(kvs=list(kvs.values()), tensors=list(tensors.values())).to_bytes())
+    return p
+
+
+def test_lowbit_hostile_metadata(files, tmp_path):
+    import gguf_builders as gb
+    low, _ = files("llama", "w2g64")
+    kvs, tensors = _builder_from(low)
+    assert Model(str(_write(tmp_path, kvs, tensors, "copy.gguf")), n_ctx=16).logits([1, 2]).shape[0] == 2
+    key = "minicpm_edge.lowbit.blk.0.attn_q.weight"
+    cases = {
+        "bits": {key: gb.enc_kv(key, gb.ARRAY, [9, 64, 1], gb.U32)},
+        "group": {key: gb.enc_kv(key, gb.ARRAY, [2, 48, 1], gb.U32)},
+        "length": {key: gb.enc_kv(key, gb.ARRAY, [2, 64], gb.U32)},
+        "signed": {key: gb.enc_kv(key, gb.ARRAY, [2, 64, 1], gb.I32)},
+        "not-array": {key: gb.enc_kv(key, gb.U32, 2)},
+        "bits-mismatch": {key: gb.enc_kv(key, gb.ARRAY, [3, 64, 1], gb.U32)},
+        "symmetric-with-min": {key: gb.enc_kv(key, gb.ARRAY, [2, 64, 0], gb.U32)},
+        "embedding": {"minicpm_edge.lowbit.token_embd.weight":
+                      gb.enc_kv("minicpm_edge.lowbit.token_embd.weight", gb.ARRAY, [2, 64, 1], gb.U32)},
+    }
+    for label, patch in cases.items():
+        p = _write(tmp_path, {**kvs, **patch}, tensors, f"{label}.gguf")
+        with pytest.raises((ValueError, NotImplementedError)) as e:
+            Model(str(p), n_ctx=16)
+        print(label, "->", type(e.value).__name__, e.value)
+    for drop in ("blk.0.attn_q.weight.scale", "blk.0.attn_q.weight.min"):
+        p = _write(tmp_path, kvs, {k: v for k, v in tensors.items() if k != drop}, "drop.gguf")
+        with pytest.raises(ValueError):
+            Model(str(p), n_ctx=16)
+    # A scale tensor of the wrong type.
+    bad = dict(tensors)
+    t = bad["blk.0.attn_q.weight.scale"]
+    bad["blk.0.attn_q.weight.scale"] = gb.Tensor(t.name, t.ne, int(gb.GGMLQuantizationType.F32))
+    with pytest.raises(ValueError):
+        Model(str(_write(tmp_path, kvs, bad, "scale-type.gguf")), n_ctx=16)

@@ -4,6 +4,10 @@ much of the measured DRAM bandwidth decode turns into tokens.
 
 Method (the same on both sides, as llama-bench measures):
 * same file, same thread count (prefill and decode), same n_ctx, batch 512;
+  for formats llama.cpp cannot read (our low-bit w{b}g{G}), `--models OURS=PEER`
+  runs llama.cpp on its nearest type instead (e.g. w2g64 against Q2_K, made by
+  llama-quantize from the same F16 file), and each side's bandwidth utilisation
+  uses its own file's bytes per token;
 * pp<p>: one call evaluating p token ids on an empty context;
 * tg<n>: n calls of one token each on an empty context (depth 0, as llama-bench's
   tg), every call a Python -> engine call on both sides; token ids are random,
@@ -115,9 +119,10 @@ def _timed(fn, *args) -> float:
     return time.perf_counter() - t0
 
 
-def compare_at(path: str, threads: int, n_prompt: int, n_gen: int, reps: int, n_batch: int, seed: int) -> dict:
+def compare_at(path: str, threads: int, n_prompt: int, n_gen: int, reps: int, n_batch: int, seed: int,
+               peer_path: str | None = None) -> dict:
     n_ctx = n_prompt + n_gen
-    engines = [Ours(path, threads, n_ctx, n_batch), LlamaCpp(path, threads, n_ctx, n_batch)]
+    engines = [Ours(path, threads, n_ctx, n_batch), LlamaCpp(peer_path or path, threads, n_ctx, n_batch)]
     n_vocab = engines[0].n_vocab
     if engines[1].n_vocab != n_vocab:
         raise RuntimeError(f"the engines disagree on the vocabulary size: {n_vocab} vs {engines[1].n_vocab}")
@@ -146,7 +151,8 @@ def _median(xs: list[float]) -> float | None:
     return statistics.median(xs) if xs else None
 
 
-def summarize(threads: int, samples: dict, bytes_per_token: int, bw_gbps: float | None) -> dict:
+def summarize(threads: int, samples: dict, bytes_per_token: int, bw_gbps: float | None,
+              peer_bytes_per_token: int | None = None) -> dict:
     ours, ref = samples["minicpm-edge"], samples["llama.cpp"]
     s = {"threads": threads}
     for k in ("pp", "tg"):
@@ -157,7 +163,7 @@ def summarize(threads: int, samples: dict, bytes_per_token: int, bw_gbps: float 
         s["bandwidth_gbps"] = bw_gbps
         s["roofline_tg"] = bw_gbps * 1e9 / bytes_per_token
         s["tg_bw_util_ours"] = bytes_per_token * s["tg_ours"] / (bw_gbps * 1e9)
-        s["tg_bw_util_llama_cpp"] = bytes_per_token * s["tg_llama_cpp"] / (bw_gbps * 1e9)
+        s["tg_bw_util_llama_cpp"] = (peer_bytes_per_token or bytes_per_token) * s["tg_llama_cpp"] / (bw_gbps * 1e9)
     return s
 
 
@@ -214,7 +220,8 @@ def chart(result: dict, png: Path) -> None:
                            for r in raw.values()) * 1.3)
     handles, labels = axes[0][0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="lower center", ncol=2, fontsize=9)
-    fig.suptitle(f"{result['model']['file']}  ({result['cpu']}, {result['isa']}, {result['date'][:10]}; "
+    peer = f" vs llama.cpp on {result['peer_model']['file']}" if result.get("peer_model") else ""
+    fig.suptitle(f"{result['model']['file']}{peer}  ({result['cpu']}, {result['isa']}, {result['date'][:10]}; "
                  f"labels: ours ÷ llama.cpp, our decode share of DRAM bandwidth)", fontsize=9)
     fig.tight_layout(rect=(0, 0.07, 1, 1))
     fig.savefig(png, dpi=110)
@@ -228,24 +235,35 @@ def _git(*args: str) -> str:
         return ""
 
 
+def split_pair(spec: str) -> tuple[str, str | None]:
+    """"ours.gguf" (both engines run it) or "ours.gguf=peer.gguf" (llama.cpp runs the
+    peer file: formats it cannot read, compared with its nearest type)."""
+    ours, sep, peer = spec.partition("=")
+    return ours, (peer if sep else None)
+
+
 def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("_") or "unknown"
 
 
 # ---- driver --------------------------------------------------------------------------------
-def run_model(path: str, a: argparse.Namespace, threads: list[int], bandwidth: dict, overhead: bool) -> dict:
+def run_model(spec: str, a: argparse.Namespace, threads: list[int], bandwidth: dict, overhead: bool) -> dict:
     from minicpm_edge import _core
     from minicpm_edge.bench import cpu_info, describe_model
     import llama_cpp
 
+    path, peer_path = split_pair(spec)
     info = describe_model(path)
-    log(f"{Path(path).name}: {info.model_type}, {info.size_bytes / 2**20:.1f} MiB, "
-        f"{info.bytes_per_token / 2**20:.1f} MiB read per decoded token")
+    peer = describe_model(peer_path) if peer_path else None
+    for f, i in [(path, info)] + ([(peer_path, peer)] if peer else []):
+        log(f"{Path(f).name}: {i.model_type}, {i.size_bytes / 2**20:.1f} MiB, "
+            f"{i.bytes_per_token / 2**20:.1f} MiB read per decoded token")
     samples, rows = [], []
     for t in threads:
-        s = compare_at(path, t, a.n_prompt, a.n_gen, a.reps, a.batch_size, a.seed)
+        s = compare_at(path, t, a.n_prompt, a.n_gen, a.reps, a.batch_size, a.seed, peer_path)
         samples.append({"threads": t, **s})
-        rows.append(summarize(t, s, info.bytes_per_token, bandwidth.get("by_threads", {}).get(str(t))))
+        rows.append(summarize(t, s, info.bytes_per_token, bandwidth.get("by_threads", {}).get(str(t)),
+                              peer.bytes_per_token if peer else None))
     python_overhead = []
     if overhead:
         from python_overhead import measure
@@ -263,6 +281,9 @@ def run_model(path: str, a: argparse.Namespace, threads: list[int], bandwidth: d
                      "llama_cpp_flash_attn": False, "decode_call": "one Python call per token on both sides"},
         "model": {"file": Path(path).name, "model_type": info.model_type, "size_bytes": info.size_bytes,
                   "n_params": info.n_params, "bytes_per_token": info.bytes_per_token},
+        "peer_model": None if peer is None else {
+            "file": Path(peer_path).name, "model_type": peer.model_type, "size_bytes": peer.size_bytes,
+            "n_params": peer.n_params, "bytes_per_token": peer.bytes_per_token},
         "bandwidth": bandwidth,
         "samples": samples,
         "summary": rows,
@@ -272,7 +293,9 @@ def run_model(path: str, a: argparse.Namespace, threads: list[int], bandwidth: d
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--models", nargs="+", default=None, help="GGUF files (default: the default model)")
+    ap.add_argument("--models", nargs="+", default=None,
+                    help="GGUF files (default: the default model); OURS=PEER runs llama.cpp on PEER instead, "
+                         "e.g. rand1b-w2g64.gguf=rand1b-q2_k.gguf")
     ap.add_argument("--threads", default="1,2", help="comma list (default 1,2)")
     ap.add_argument("-p", "--n-prompt", type=int, default=512)
     ap.add_argument("-n", "--n-gen", type=int, default=128)
@@ -294,8 +317,9 @@ def main() -> int:
         from minicpm_edge.hub import default_model_path
         a.models = [str(default_model_path())]
     for m in a.models:
-        if not Path(m).is_file():
-            ap.error(f"model file not found: {m}")
+        for f in split_pair(m):
+            if f is not None and not Path(f).is_file():
+                ap.error(f"model file not found: {f}")
 
     bandwidth: dict = {}
     if not a.no_bandwidth:
@@ -305,10 +329,11 @@ def main() -> int:
     out_dir.mkdir(parents=True, exist_ok=True)
     for m in a.models:
         result = run_model(m, a, threads, bandwidth, overhead=not a.no_python_overhead)
-        stem = f"{result['date'][:10]}-{_slug(Path(m).stem)}-{_slug(result['host'])}"
+        stem = f"{result['date'][:10]}-{_slug(Path(split_pair(m)[0]).stem)}-{_slug(result['host'])}"
         js = out_dir / f"{stem}.json"
         js.write_text(json.dumps(result, indent=1) + "\n")
-        print_summary(f"{result['model']['file']} ({result['model']['model_type']}), {result['cpu']}, "
+        peer = f" vs llama.cpp on {result['peer_model']['file']}" if result.get("peer_model") else ""
+        print_summary(f"{result['model']['file']} ({result['model']['model_type']}){peer}, {result['cpu']}, "
                       f"{result['isa']}", a.n_prompt, a.n_gen, result["summary"], result["python_overhead"])
         if not a.no_chart:
             chart(result, out_dir / f"{stem}.png")

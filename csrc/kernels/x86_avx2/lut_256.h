@@ -101,50 +101,52 @@ static inline __m256 lanes_to_f32(__m256i a) {
   return _mm256_cvtepi32_ps(s);
 }
 
+// Weights stream once per token from DRAM: one prefetch per cache line of a
+// group, 1 KiB ahead (as gemm_x8_256.h).
 constexpr int64_t kLutPrefetchAhead = 1024;
 
-template <int B, bool kMin>
-static inline void lut_gemv_tile(int64_t K, int group, const uint8_t* tile, const int8_t* tables, const float* hs,
+// One tile; kSteps = G/16 steps per group, so the step loop has a constant
+// trip count and unrolls.
+template <int B, bool kMin, int kSteps>
+static inline void lut_gemv_tile(int64_t K, const uint8_t* tile, const int8_t* tables, const float* hs,
                                  const float* xs, float* y) {
+  constexpr int64_t kGroup = int64_t(kSteps) * kLutStep;
+  constexpr int64_t kGroupBytes = (kMin ? 64 : 32) + int64_t(kSteps) * 32 * B;
   const __m256i c01 = _mm256_set1_epi16(0x0201), c23 = _mm256_set1_epi16(0x0804);
   const __m256i c0 = _mm256_set1_epi16(0x0101), c2 = _mm256_set1_epi16(0x0404);
   const __m256 center = _mm256_set1_ps(float((1 << B) - 1) * 0.5f);
   __m256 y0 = _mm256_setzero_ps(), y1 = _mm256_setzero_ps();
   const uint8_t* p = tile;
-  const int64_t steps = group / kLutStep;
-  for (int64_t g = 0; g < K / group; ++g) {
+  const int8_t* t = tables;
+  const int64_t groups = K / kGroup;
+  for (int64_t g = 0; g < groups; ++g, p += kGroupBytes) {
+    for (int64_t off = 0; off < kGroupBytes; off += 64)
+      _mm_prefetch(reinterpret_cast<const char*>(p) + kLutPrefetchAhead + off, _MM_HINT_T0);
     const __m128i* dh = reinterpret_cast<const __m128i*>(p);
-    const __m256 d0 = _mm256_cvtph_ps(_mm_loadu_si128(dh)), d1 = _mm256_cvtph_ps(_mm_loadu_si128(dh + 1));
-    __m256 m0 = _mm256_setzero_ps(), m1 = m0;
-    if (kMin) {
-      m0 = _mm256_cvtph_ps(_mm_loadu_si128(dh + 2));
-      m1 = _mm256_cvtph_ps(_mm_loadu_si128(dh + 3));
-    }
-    p += kMin ? 64 : 32;
     __m256i a0 = _mm256_setzero_si256(), a1 = _mm256_setzero_si256();
-    const int8_t* t = tables + 16 * (g * group / kLutChunk);
-    for (int64_t s = 0; s < steps; ++s, t += 64, p += 32 * B) {
-      _mm_prefetch(reinterpret_cast<const char*>(p) + kLutPrefetchAhead, _MM_HINT_T0);
-      if (B > 1) _mm_prefetch(reinterpret_cast<const char*>(p) + kLutPrefetchAhead + 64, _MM_HINT_T0);
+    const uint8_t* v = p + (kMin ? 64 : 32);
+    for (int s = 0; s < kSteps; ++s, t += 64, v += 32 * B) {
       const __m256i t01 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(t));
       const __m256i t23 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(t + 32));
-      if (B == 1) lut_single(p, t01, t23, c0, a0, a1);
+      if (B == 1) lut_single(v, t01, t23, c0, a0, a1);
       if (B == 2 || B == 3) {
-        lut_pair(p, t01, c01, a0, a1);
-        lut_pair(p + 32, t23, c01, a0, a1);
+        lut_pair(v, t01, c01, a0, a1);
+        lut_pair(v + 32, t23, c01, a0, a1);
       }
-      if (B == 3) lut_single(p + 64, t01, t23, c2, a0, a1);
+      if (B == 3) lut_single(v + 64, t01, t23, c2, a0, a1);
       if (B == 4) {
-        lut_pair(p, t01, c01, a0, a1);
-        lut_pair(p + 32, t01, c23, a0, a1);
-        lut_pair(p + 64, t23, c01, a0, a1);
-        lut_pair(p + 96, t23, c23, a0, a1);
+        lut_pair(v, t01, c01, a0, a1);
+        lut_pair(v + 32, t01, c23, a0, a1);
+        lut_pair(v + 64, t23, c01, a0, a1);
+        lut_pair(v + 96, t23, c23, a0, a1);
       }
     }
+    const __m256 d0 = _mm256_cvtph_ps(_mm_loadu_si128(dh)), d1 = _mm256_cvtph_ps(_mm_loadu_si128(dh + 1));
     const __m256 h = _mm256_set1_ps(hs[g]);
     y0 = _mm256_fmadd_ps(lanes_to_f32(a0), _mm256_mul_ps(d0, h), y0);
     y1 = _mm256_fmadd_ps(lanes_to_f32(a1), _mm256_mul_ps(d1, h), y1);
     if (kMin) {
+      const __m256 m0 = _mm256_cvtph_ps(_mm_loadu_si128(dh + 2)), m1 = _mm256_cvtph_ps(_mm_loadu_si128(dh + 3));
       const __m256 xg = _mm256_set1_ps(xs[g]);
       y0 = _mm256_fmadd_ps(_mm256_fmadd_ps(d0, center, m0), xg, y0);
       y1 = _mm256_fmadd_ps(_mm256_fmadd_ps(d1, center, m1), xg, y1);
@@ -154,17 +156,28 @@ static inline void lut_gemv_tile(int64_t K, int group, const uint8_t* tile, cons
   _mm256_storeu_ps(y + 8, y1);
 }
 
+template <int B, bool kMin>
+static inline void lut_gemv_bits(int64_t K, int group, const uint8_t* tile, const int8_t* tables, const float* hs,
+                                 const float* xs, float* y) {
+  switch (group) {
+    case 32: lut_gemv_tile<B, kMin, 2>(K, tile, tables, hs, xs, y); break;
+    case 64: lut_gemv_tile<B, kMin, 4>(K, tile, tables, hs, xs, y); break;
+    case 128: lut_gemv_tile<B, kMin, 8>(K, tile, tables, hs, xs, y); break;
+    default: break;
+  }
+}
+
 static inline void lut_gemv(const LowBitFormat& f, int64_t K, const uint8_t* tile, const int8_t* tables,
                             const float* hs, const float* xs, float* y) {
   switch (f.bits * 2 + (f.has_min ? 1 : 0)) {
-    case 2: lut_gemv_tile<1, false>(K, f.group, tile, tables, hs, xs, y); break;
-    case 3: lut_gemv_tile<1, true>(K, f.group, tile, tables, hs, xs, y); break;
-    case 4: lut_gemv_tile<2, false>(K, f.group, tile, tables, hs, xs, y); break;
-    case 5: lut_gemv_tile<2, true>(K, f.group, tile, tables, hs, xs, y); break;
-    case 6: lut_gemv_tile<3, false>(K, f.group, tile, tables, hs, xs, y); break;
-    case 7: lut_gemv_tile<3, true>(K, f.group, tile, tables, hs, xs, y); break;
-    case 8: lut_gemv_tile<4, false>(K, f.group, tile, tables, hs, xs, y); break;
-    case 9: lut_gemv_tile<4, true>(K, f.group, tile, tables, hs, xs, y); break;
+    case 2: lut_gemv_bits<1, false>(K, f.group, tile, tables, hs, xs, y); break;
+    case 3: lut_gemv_bits<1, true>(K, f.group, tile, tables, hs, xs, y); break;
+    case 4: lut_gemv_bits<2, false>(K, f.group, tile, tables, hs, xs, y); break;
+    case 5: lut_gemv_bits<2, true>(K, f.group, tile, tables, hs, xs, y); break;
+    case 6: lut_gemv_bits<3, false>(K, f.group, tile, tables, hs, xs, y); break;
+    case 7: lut_gemv_bits<3, true>(K, f.group, tile, tables, hs, xs, y); break;
+    case 8: lut_gemv_bits<4, false>(K, f.group, tile, tables, hs, xs, y); break;
+    case 9: lut_gemv_bits<4, true>(K, f.group, tile, tables, hs, xs, y); break;
     default: break;
   }
 }

@@ -157,3 +157,15 @@ def test_lowbit_matmul_bad_arguments():
         _core.lowbit_matmul(2, 64, pack_bits(q, 2).tobytes()[:-1], d.tobytes(), m.tobytes(), 16, x)
     with pytest.raises(ValueError):
         _core.lowbit_matmul(2, 64, pack_bits(q, 2).tobytes(), d.tobytes(), m.tobytes(), 16, x[:, :96])
+
+
+def test_lowbit_prefill_token_blocks():
+    """Many tokens (the driver splits them into blocks whose tables fit in L2):
+    every token's row must equal that token alone, and the contract's value."""
+    q, d, m, x = _case(2, 64, True, 40, 2048, 100, 11)
+    y = _run(q, d, m, 2, 64, x, n_threads=3)
+    for t in (0, 37, 99):
+        np.testing.assert_array_equal(y[t], _run(q, d, m, 2, 64, x[t:t + 1], n_threads=1)[0])
+        want, _ = lut_product_numpy(q, d, m, 2, 64, x[t])
+        scale = np.abs(x[t]).astype(np.float64) @ np.abs(dequantize(q, d, m, 2, 64)).T
+        assert np.all(np.abs(y[t] - want) <= 2e-6 * scale)

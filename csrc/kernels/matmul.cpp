@@ -150,17 +150,24 @@ void matmul_lut(const MatmulTarget* targets, int n, const float* x, int64_t n_to
   int64_t first[kMaxMatmulTargets + 1] = {0};
   for (int i = 0; i < n; ++i) first[i + 1] = first[i] + (targets[i].w->rows + kLutTileRows - 1) / kLutTileRows;
   const int64_t tiles = first[n];
-  const int64_t run = std::max<int64_t>(1, tiles / (pool.size() * kTasksPerThread));
-  pool.parallel_for((tiles + run - 1) / run, [&](int64_t task, int) {
+  // Prefill: tokens in blocks whose tables stay in L2 while each weight tile
+  // of a task meets every token of the block from L1.
+  const int64_t block = std::min<int64_t>(n_tok, std::max<int64_t>(1, int64_t(kActTileBytes / per_tok)));
+  const int64_t n_blocks = (n_tok + block - 1) / block;
+  const int64_t run = std::max<int64_t>(1, tiles * n_blocks / (pool.size() * kTasksPerThread));
+  const int64_t n_runs = (tiles + run - 1) / run;
+  pool.parallel_for(n_runs * n_blocks, [&](int64_t task, int) {
     float out[kLutTileRows];
-    for (int64_t tile = task * run; tile < std::min(tiles, (task + 1) * run); ++tile) {
+    const int64_t t0 = (task / n_runs) * block, t1 = std::min(n_tok, t0 + block);
+    const int64_t r = task % n_runs;
+    for (int64_t tile = r * run; tile < std::min(tiles, (r + 1) * run); ++tile) {
       int i = 0;
       while (tile >= first[i + 1]) ++i;
       const Weight& w = *targets[i].w;
       const int64_t y_stride = targets[i].y_stride ? targets[i].y_stride : w.rows;
       const int64_t g = tile - first[i], r0 = g * kLutTileRows;
       const int n_rows = int(std::min<int64_t>(kLutTileRows, w.rows - r0));
-      for (int64_t t = 0; t < n_tok; ++t) {
+      for (int64_t t = t0; t < t1; ++t) {
         const LutActivation a = lut_activation_view(fmt, K, act + size_t(t) * per_tok);
         kt.lut_gemv(fmt, K, w.group(g), a.tables, a.half_sigma, a.xsum, out);
         std::copy(out, out + n_rows, targets[i].y + t * y_stride + r0);

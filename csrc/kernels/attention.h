@@ -11,17 +11,34 @@
 // (KV head, query tile), and for decode also by key range (split-K, "Flash-
 // Decoding", Dao et al. 2023), merging the partial softmaxes exactly.
 //
-// Agreement of the levels: every level computes the same blocked online
-// softmax in f32; SIMD levels fuse the multiply-adds of q.k and p.v and use
-// the polynomial exp of their vec_math header (relative error < 2^-22).
-// With A = scale * max_j sum_d |q_d k_jd| and V = max |v| over the n_keys
-// keys a row sees, each output of every level is within
+// Agreement of the levels: every level gives the scalar reference's bits
+// (ref/attention_ref.cpp), for finite queries, keys and values. The blocked
+// online softmax is defined in one evaluation order, per query row and key
+// block [j0, j0 + 64) clipped to the row's keys:
+//   s_j = (a0 + a1) * scale, a0 and a1 the fma chains of q_d k_jd over the
+//         even and the odd d, each in order of d;
+//   m' = max(m, max_j s_j) (a row with no finite score yet skips the block);
+//   p_j = exp_poly(s_j - m'), l = fma(l, exp_poly(m - m'), sum_j p_j) with
+//         the sum in eight f32 lanes (lane j % 8, combined as kernels/ops.h's
+//         sums), exp_poly of kernels/ops.h;
+//   o_d = o_d * exp_poly(m - m') (skipped when that is 1), then
+//   o_d = (b0 + b1) + 0, b0 starting at o_d and b1 at 0, the fma chains of
+//         p_j v_jd over the even and the odd j (relative to j0), in order;
+// and at the end out_d = o_d * (1 / l) (0 for a row without keys). Where a
+// result is NaN it is NaN on every level, payloads aside. (A non-finite
+// cached value is outside the guarantee: SIMD rows sharing a micro-kernel
+// with a row that sees it multiply it by P = 0 and turn NaN.)
+//
+// Accuracy: with A = scale * max_j sum_d |q_d k_jd| and V = max |v| over the
+// n_keys keys a row sees, each output is within
 //     eps_f32 * (8 (head_dim + 2) A + 3 n_keys + 64) V
-// of exact (double) attention of the same cached keys and values, so two
-// levels agree within twice that (tests/native/test_attention.cpp). The
-// terms: rounding of the dot products (head_dim A), of s - max and of the
-// rescaling factors (A), and of the sums over keys (n_keys). An f16 cache
-// adds its own rounding of k and v (2^-11 relative) on top, on every level.
+// of exact (double) attention of the same cached keys and values
+// (tests/native/test_attention.cpp). The terms: rounding of the dot products
+// (head_dim A), of s - max and of the rescaling factors (A), and of the sums
+// over keys (n_keys). An f16 cache adds its own rounding of k and v (2^-11
+// relative) on top, on every level. The driver's key splits depend on the
+// thread count only and its merge runs the same code on every level, so
+// whole layers agree bit for bit too (for the same thread count).
 #pragma once
 #include <cstddef>
 #include <cstdint>

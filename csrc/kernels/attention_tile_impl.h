@@ -11,6 +11,13 @@
 //   O = O e^(m - m') + P V
 // and at the end out = O / l. All query rows of the tile (tokens x the query
 // heads of one KV head) share each block while it is in L1.
+//
+// Each step runs in the evaluation order kernels/attention.h defines, which
+// ref/attention_ref.cpp spells out one row at a time: lanes of the score and
+// P V vectors are keys and value components, whose arithmetic does not
+// depend on the vector width; the one sum across lanes, rowsum P, goes
+// through the traits' eight-lane accumulator (V::Sum8), so levels of 8 and
+// 16 lanes add in the same order.
 #pragma once
 #include <algorithm>
 #include <cmath>
@@ -63,7 +70,10 @@ struct AttentionTileSimd {
   }
 
   // O[r][DB vectors] += sum_{j < nk} P[r][j] * V[j][DB vectors] for RB rows;
-  // even and odd keys in separate accumulators, as above.
+  // even and odd keys in separate accumulators, as above. Rows whose keys end
+  // before nk run on with P = 0, which leaves each sum's value alone but may
+  // flip the sign of a zero sum; adding +0 at the end makes every zero +0, as
+  // the reference does, which stops at the row's own last key.
   template <int RB, int DB, class T>
   static inline void pv(float* const* o, const float* const* p, const T* vrow, int64_t vstride, int64_t nk) {
     F acc[2][RB][DB];
@@ -87,7 +97,7 @@ struct AttentionTileSimd {
     }
     if (j < nk) step(0, j);
     for (int r = 0; r < RB; ++r)
-      for (int b = 0; b < DB; ++b) V::store(o[r] + b * W, V::add(acc[0][r][b], acc[1][r][b]));
+      for (int b = 0; b < DB; ++b) V::store(o[r] + b * W, V::add(V::add(acc[0][r][b], acc[1][r][b]), V::zero()));
   }
 
   // Runtime row count -> the micro-kernel instantiated for it.
@@ -166,14 +176,16 @@ struct AttentionTileSimd {
           continue;
         }
         const F mn = V::set1(m_new);
-        F sum = V::zero();
+        typename V::Sum8 sum = V::sum8_zero();
         for (int64_t v = 0; v < nvec; ++v) {
           const F e = V::exp(V::sub(V::loadf(pr + v * W), mn));
           V::store(pr + v * W, e);
-          sum = V::add(sum, e);
+          sum = V::sum8_add(sum, e);  // lanes past the row's keys add +0
         }
-        const float corr = std::exp(M[r] - m_new);
-        L[r] = L[r] * corr + V::hsum(sum);
+        // exp_poly(0) = 1 and exp_poly(-inf) = 0 exactly: the usual cases
+        // (max unchanged, first block) skip the exp.
+        const float corr = M[r] == m_new ? 1.0f : M[r] == -INFINITY ? 0.0f : V::exp1(M[r] - m_new);
+        L[r] = std::fma(L[r], corr, V::sum8_total(sum));
         if (corr != 1.0f) {
           const F c = V::set1(corr);
           for (int64_t d = 0; d < Dv; d += W) V::store(O + r * Dv + d, V::mul(V::loadf(O + r * Dv + d), c));

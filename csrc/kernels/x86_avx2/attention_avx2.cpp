@@ -26,8 +26,13 @@ struct Avx2Vec {
   static F mul(F a, F b) { return _mm256_mul_ps(a, b); }
   static F max(F a, F b) { return _mm256_max_ps(a, b); }
   static float hmax(F v) { return avx2::hmax_ps(v); }
-  static float hsum(F v) { return avx2::hsum_ps(v); }
   static F exp(F v) { return avx2::exp_ps(v); }
+  static float exp1(float x) { return _mm256_cvtss_f32(avx2::exp_ps(_mm256_set1_ps(x))); }
+  // The reference's eight-lane sum: one vector is one step.
+  using Sum8 = __m256;
+  static Sum8 sum8_zero() { return _mm256_setzero_ps(); }
+  static Sum8 sum8_add(Sum8 acc, F v) { return _mm256_add_ps(acc, v); }
+  static float sum8_total(Sum8 acc) { return avx2::sum_lanes_ps(acc); }
   // Lanes >= n_valid -> -inf.
   static F mask_keys(F s, int64_t n_valid) {
     if (n_valid >= W) return s;

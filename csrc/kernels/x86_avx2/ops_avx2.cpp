@@ -1,6 +1,8 @@
-// AVX2+FMA+F16C element-wise ops (kernels/ops.h states how far each may be
-// from the scalar reference). Ragged tails use masked loads and stores, so a
-// tail element goes through the same arithmetic as the others.
+// AVX2+FMA+F16C element-wise ops, bit-identical to the scalar reference in
+// the evaluation order kernels/ops.h defines. Ragged tails use masked loads
+// and stores, so a tail element goes through the same arithmetic as the
+// others (and, in sums, lands in its own lane).
+#include <cmath>
 #include <cstring>
 
 #include "kernels/ops.h"
@@ -16,22 +18,24 @@ inline __m256i tail_mask(int64_t k) {
   return _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(k)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
 }
 
-// Sum of squares of x[0, n) in double, as the reference (products of floats
-// are exact in double, so only the order of the sum differs).
+// Sum of squares of x[0, n) in double, in the reference's eight lanes:
+// a0 holds lanes 0-3 (i % 8 < 4), a1 lanes 4-7; the tail's missing elements
+// load as zeros, which add nothing. Squares of floats are exact in double, so
+// the fused multiply-add rounds as the reference's add.
 inline double sum_squares(const float* x, int64_t n) {
   __m256d a0 = _mm256_setzero_pd(), a1 = _mm256_setzero_pd();
-  int64_t i = 0;
-  for (; i + 8 <= n; i += 8) {
-    const __m256 v = _mm256_loadu_ps(x + i);
+  auto add8 = [&](__m256 v) {
     const __m256d lo = _mm256_cvtps_pd(_mm256_castps256_ps128(v)), hi = _mm256_cvtps_pd(_mm256_extractf128_ps(v, 1));
     a0 = _mm256_fmadd_pd(lo, lo, a0);
     a1 = _mm256_fmadd_pd(hi, hi, a1);
-  }
+  };
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) add8(_mm256_loadu_ps(x + i));
+  if (i < n) add8(_mm256_maskload_ps(x + i, tail_mask(n - i)));
+  // ((s0+s4) + (s2+s6)) + ((s1+s5) + (s3+s7)), the reference's tree.
   a0 = _mm256_add_pd(a0, a1);
-  __m128d s = _mm_add_pd(_mm256_castpd256_pd128(a0), _mm256_extractf128_pd(a0, 1));
-  double ss = _mm_cvtsd_f64(_mm_add_sd(s, _mm_unpackhi_pd(s, s)));
-  for (; i < n; ++i) ss += double(x[i]) * double(x[i]);
-  return ss;
+  const __m128d s = _mm_add_pd(_mm256_castpd256_pd128(a0), _mm256_extractf128_pd(a0, 1));
+  return _mm_cvtsd_f64(_mm_add_sd(s, _mm_unpackhi_pd(s, s)));
 }
 
 inline float rms_inverse(double ss, int64_t n, float eps) {
@@ -52,7 +56,10 @@ void add_scaled(float* y, const float* x, float scale, int64_t n) {
   int64_t i = 0;
   for (; i + 8 <= n; i += 8)
     _mm256_storeu_ps(y + i, _mm256_fmadd_ps(s, _mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i)));
-  for (; i < n; ++i) y[i] += scale * x[i];
+  if (i < n) {
+    const __m256i m = tail_mask(n - i);
+    _mm256_maskstore_ps(y + i, m, _mm256_fmadd_ps(s, _mm256_maskload_ps(x + i, m), _mm256_maskload_ps(y + i, m)));
+  }
 }
 
 void rmsnorm(const float* x, const float* w, float* out, int64_t n, float eps) {
@@ -92,8 +99,9 @@ void rope_interleaved(float* x, int64_t n_heads, int64_t head_dim, int64_t n_rot
     float* v = x + h * head_dim;
     int64_t i = 0;
     for (; i + 4 <= half; i += 4) {
-      // Pairs (a, b) -> (a c - b s, b c + a s): fmaddsub subtracts in even
-      // lanes and adds in odd ones; the swapped copy supplies (b, a).
+      // Pairs (a, b) -> (fma(a, c, -(b s)), fma(b, c, a s)), the reference's
+      // order: fmaddsub subtracts its addend in even lanes and adds it in odd
+      // ones; the swapped copy supplies (b, a) for the products b s, a s.
       const __m128 c = _mm_loadu_ps(cos_t + i), s = _mm_loadu_ps(sin_t + i);
       const __m256 cc = _mm256_set_m128(_mm_unpackhi_ps(c, c), _mm_unpacklo_ps(c, c));
       const __m256 ss = _mm256_set_m128(_mm_unpackhi_ps(s, s), _mm_unpacklo_ps(s, s));
@@ -101,10 +109,10 @@ void rope_interleaved(float* x, int64_t n_heads, int64_t head_dim, int64_t n_rot
       const __m256 sw = _mm256_permute_ps(xv, 0xB1);
       _mm256_storeu_ps(v + 2 * i, _mm256_fmaddsub_ps(xv, cc, _mm256_mul_ps(sw, ss)));
     }
-    for (; i < half; ++i) {
-      const float a = v[2 * i], b = v[2 * i + 1];
-      v[2 * i] = a * cos_t[i] - b * sin_t[i];
-      v[2 * i + 1] = a * sin_t[i] + b * cos_t[i];
+    for (; i < half; ++i) {  // the same two fmas per pair, one pair at a time
+      const float a = v[2 * i], b = v[2 * i + 1], c = cos_t[i], s = sin_t[i];
+      v[2 * i] = std::fma(a, c, -(b * s));
+      v[2 * i + 1] = std::fma(b, c, a * s);
     }
   }
 }
@@ -117,6 +125,7 @@ void softmax(float* x, int64_t n) {
   for (int64_t i = 0; i < nv; i += 8) mv = _mm256_max_ps(mv, _mm256_loadu_ps(x + i));
   if (nv < n) mv = _mm256_max_ps(mv, _mm256_blendv_ps(neg_inf, _mm256_maskload_ps(x + nv, tm), _mm256_castsi256_ps(tm)));
   const __m256 m = _mm256_set1_ps(hmax_ps(mv));
+  // The reference's eight lanes (i % 8), the tail's missing lanes adding +0.
   __m256 sum = _mm256_setzero_ps();
   for (int64_t i = 0; i < nv; i += 8) {
     const __m256 e = exp_ps(_mm256_sub_ps(_mm256_loadu_ps(x + i), m));
@@ -128,7 +137,7 @@ void softmax(float* x, int64_t n) {
     _mm256_maskstore_ps(x + nv, tm, e);
     sum = _mm256_add_ps(sum, e);
   }
-  scale(x, 1.0f / hsum_ps(sum), n);
+  scale(x, 1.0f / sum_lanes_ps(sum), n);
 }
 
 void exp_row(const float* x, float* y, int64_t n) {

@@ -28,8 +28,13 @@ struct Avx512Vec {
   static F mul(F a, F b) { return _mm512_mul_ps(a, b); }
   static F max(F a, F b) { return _mm512_max_ps(a, b); }
   static float hmax(F v) { return avx512::hmax_ps(v); }
-  static float hsum(F v) { return avx512::hsum_ps(v); }
   static F exp(F v) { return avx512::exp_ps(v); }
+  static float exp1(float x) { return _mm_cvtss_f32(_mm512_castps512_ps128(avx512::exp_ps(_mm512_set1_ps(x)))); }
+  // The reference's eight-lane sum: a vector of 16 keys is two steps.
+  using Sum8 = __m256;
+  static Sum8 sum8_zero() { return _mm256_setzero_ps(); }
+  static Sum8 sum8_add(Sum8 acc, F v) { return avx512::add_halves_ps(acc, v); }
+  static float sum8_total(Sum8 acc) { return avx512::sum_lanes_ps(acc); }
   // Lanes >= n_valid -> -inf.
   static F mask_keys(F s, int64_t n_valid) {
     if (n_valid >= W) return s;

@@ -1,5 +1,8 @@
 // AVX-512 element-wise ops: the AVX2 versions on 16 lanes, ragged tails
-// through masked loads and stores (kernels/ops.h states the bounds).
+// through masked loads and stores, bit-identical to the scalar reference in
+// the evaluation order kernels/ops.h defines. Its sums run in eight lanes,
+// so a 16-wide step adds its two halves one after the other, as two 8-wide
+// steps.
 #include "kernels/ops.h"
 #include "kernels/x86_avx512/avx512_util.h"
 #include "kernels/x86_avx512/vec_math_avx512.h"
@@ -10,17 +13,22 @@ namespace {
 // Lanes [0, k) set, k <= 16.
 inline __mmask16 lanes(int64_t k) { return static_cast<__mmask16>((1u << k) - 1u); }
 
-// Sum of squares in double, as the reference (float products are exact in
-// double; only the order of the sum differs).
+// Sum of squares in double in the reference's eight lanes (one zmm, lane k
+// for i % 8 == k): elements i..i+7, then i+8..i+15; missing tail elements
+// load as zeros and add nothing. Float squares are exact in double, so the
+// fused multiply-add rounds as the reference's add.
 inline double sum_squares(const float* x, int64_t n) {
-  __m512d a0 = _mm512_setzero_pd(), a1 = _mm512_setzero_pd();
+  __m512d a = _mm512_setzero_pd();
   for (int64_t i = 0; i < n; i += 16) {
     const __m512 v = _mm512_maskz_loadu_ps(lanes(n - i < 16 ? n - i : 16), x + i);
     const __m512d lo = _mm512_cvtps_pd(_mm512_castps512_ps256(v)), hi = _mm512_cvtps_pd(_mm512_extractf32x8_ps(v, 1));
-    a0 = _mm512_fmadd_pd(lo, lo, a0);
-    a1 = _mm512_fmadd_pd(hi, hi, a1);
+    a = _mm512_fmadd_pd(lo, lo, a);
+    a = _mm512_fmadd_pd(hi, hi, a);
   }
-  return _mm512_reduce_add_pd(_mm512_add_pd(a0, a1));
+  // ((s0+s4) + (s2+s6)) + ((s1+s5) + (s3+s7)), the reference's tree.
+  const __m256d h = _mm256_add_pd(_mm512_castpd512_pd256(a), _mm512_extractf64x4_pd(a, 1));
+  const __m128d s = _mm_add_pd(_mm256_castpd256_pd128(h), _mm256_extractf128_pd(h, 1));
+  return _mm_cvtsd_f64(_mm_add_sd(s, _mm_unpackhi_pd(s, s)));
 }
 
 void rmsnorm(const float* x, const float* w, float* out, int64_t n, float eps) {
@@ -89,14 +97,14 @@ void softmax(float* x, int64_t n) {
   for (int64_t i = 0; i < n; i += 16)
     mv = _mm512_max_ps(mv, _mm512_mask_loadu_ps(neg_inf, lanes(n - i < 16 ? n - i : 16), x + i));
   const __m512 m = _mm512_set1_ps(_mm512_reduce_max_ps(mv));
-  __m512 sum = _mm512_setzero_ps();
+  __m256 sum = _mm256_setzero_ps();  // the reference's eight lanes
   for (int64_t i = 0; i < n; i += 16) {
     const __mmask16 k = lanes(n - i < 16 ? n - i : 16);
     const __m512 e = _mm512_maskz_mov_ps(k, exp_ps(_mm512_sub_ps(_mm512_maskz_loadu_ps(k, x + i), m)));
     _mm512_mask_storeu_ps(x + i, k, e);
-    sum = _mm512_add_ps(sum, e);
+    sum = add_halves_ps(sum, e);
   }
-  scale(x, 1.0f / _mm512_reduce_add_ps(sum), n);
+  scale(x, 1.0f / sum_lanes_ps(sum), n);
 }
 
 void exp_row(const float* x, float* y, int64_t n) {

@@ -1,6 +1,7 @@
-// Vector exp for the AVX-512 ops and attention kernels: the AVX2 method
-// (x86_avx2/vec_math_avx2.h) step for step on 16 lanes, so both levels give
-// the same bits and share its measured error (max relative 8.4e-8).
+// Vector exp and eight-lane sums for the AVX-512 ops and attention kernels.
+// exp_ps is ref::exp_poly (kernels/ops.h) and the AVX2 exp_ps
+// (x86_avx2/vec_math_avx2.h) step for step on 16 lanes, so every level gives
+// the same bits and shares its measured error (max relative 8.4e-8).
 #pragma once
 #include "kernels/x86_avx512/avx512_util.h"
 
@@ -30,6 +31,23 @@ static inline __m512 exp_ps(__m512 x) {
   y = _mm512_mul_ps(_mm512_mul_ps(y, s1), s2);
   y = _mm512_mask_mov_ps(y, _mm512_cmp_ps_mask(x, max_x, _CMP_GT_OQ), _mm512_set1_ps(__builtin_inff()));
   return _mm512_mask_mov_ps(y, _mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q), x);
+}
+
+// The sums of the ops and attention kernels run in eight f32 lanes (lane k
+// for element i % 8 == k), the reference's order: a 16-wide vector of terms
+// is two 8-wide steps, low half first.
+static inline __m256 add_halves_ps(__m256 acc, __m512 v) {
+  acc = _mm256_add_ps(acc, _mm512_castps512_ps256(v));
+  return _mm256_add_ps(acc, _mm512_extractf32x8_ps(v, 1));
+}
+
+// Sum of the eight lanes s0..s7 in the reference's tree,
+// ((s0+s4) + (s2+s6)) + ((s1+s5) + (s3+s7)).
+static inline float sum_lanes_ps(__m256 v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
 }
 
 }  // namespace mce::avx512

@@ -9,7 +9,6 @@ the checkpoints (safetensors read by torch) or from gguf-py's dequantizer.
 from __future__ import annotations
 
 import importlib.util
-import json
 from pathlib import Path
 
 import gguf
@@ -17,6 +16,8 @@ import numpy as np
 import pytest
 from gguf import GGMLQuantizationType as Q
 from gguf import GGUFReader, GGUFValueType
+
+from test_convert import config as hf_config, fields, hf_weights
 
 from minicpm_edge.convert import ConvertError, UnknownOutTypeError, convert, parse_out_type
 from minicpm_edge.convert import lowbit
@@ -127,18 +128,6 @@ def check_rtn(w: np.ndarray, codes, d, m, typ: str, what: str) -> None:
 
 
 # ---- checkpoints ----------------------------------------------------------------------------
-def hf_weights(d: Path) -> dict[str, np.ndarray]:
-    from safetensors.torch import load_file
-    out = {}
-    for f in sorted(d.glob("*.safetensors")):
-        out.update({k: v.float().numpy() for k, v in load_file(str(f)).items()})
-    return out
-
-
-def hf_config(d: Path) -> dict:
-    return json.loads((d / "config.json").read_text())
-
-
 def permute(w: np.ndarray, n_heads: int) -> np.ndarray:
     """HF half-split RoPE rows -> llama.cpp's interleaved order (FORMAT.md: row a*(d/2)+b -> 2b+a)."""
     rows = w.shape[0]
@@ -182,10 +171,6 @@ def gguf_weights(d: Path) -> dict[str, np.ndarray]:
                 w = permute(w, cfg["num_key_value_heads"])
         out[g] = w
     return out
-
-
-def fields(r: GGUFReader) -> dict:
-    return {k: f.contents() for k, f in r.fields.items() if not k.startswith("GGUF.")}
 
 
 @pytest.fixture(scope="module")

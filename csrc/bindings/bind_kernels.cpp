@@ -148,6 +148,26 @@ float vec_dot(int64_t type_id, const py::object& weight, FloatArray x, const py:
   return r;
 }
 
+// y[n_tok, w.rows] = x . W^T through the matmul driver, on the level `isa`
+// (the process-wide level is switched for the call and restored).
+py::array_t<float> run_matmul(const Weight& w, const FloatArray& x, int64_t n_tok, bool int8, int n_threads,
+                              const py::object& isa) {
+  py::array_t<float> y({n_tok, w.rows});
+  const Isa previous = kernels().isa;
+  if (!isa.is_none()) set_isa(isa_from_name(py::cast<std::string>(isa).c_str()));
+  try {
+    py::gil_scoped_release nogil;
+    ThreadPool pool(n_threads);
+    std::vector<uint8_t> act;
+    matmul(w, x.data(), n_tok, y.mutable_data(), pool, act, int8 ? ActivationPrecision::Int8 : ActivationPrecision::Exact);
+  } catch (...) {
+    set_isa(previous);
+    throw;
+  }
+  set_isa(previous);
+  return y;
+}
+
 // The whole matmul driver on one weight matrix given as GGUF rows: packing
 // (pack=True, for the types that have an interleaved layout), activation
 // conversion, the threaded split, and the rows left over past the packed
@@ -177,21 +197,7 @@ py::array_t<float> matmul_rows(int64_t type_id, const py::object& weight, int64_
   ModelWeights owner;
   owner.output = w;
   if (pack) pack_weights(owner, nullptr);
-  py::array_t<float> y({n_tok, rows});
-  const Isa previous = kernels().isa;
-  if (!isa.is_none()) set_isa(isa_from_name(py::cast<std::string>(isa).c_str()));
-  try {
-    py::gil_scoped_release nogil;
-    ThreadPool pool(n_threads);
-    std::vector<uint8_t> act;
-    matmul(owner.output, x.data(), n_tok, y.mutable_data(), pool, act,
-           int8 ? ActivationPrecision::Int8 : ActivationPrecision::Exact);
-  } catch (...) {
-    set_isa(previous);
-    throw;
-  }
-  set_isa(previous);
-  return y;
+  return run_matmul(owner.output, x, n_tok, int8, n_threads, isa);
 }
 
 // The matmul driver on one low-bit matrix given in the file layout of
@@ -229,21 +235,7 @@ py::array_t<float> lowbit_matmul(int bits, int group, const py::object& codes, c
   ModelWeights owner;
   owner.output = w;
   pack_weights(owner, nullptr);
-  py::array_t<float> y({n_tok, rows});
-  const Isa previous = kernels().isa;
-  if (!isa.is_none()) set_isa(isa_from_name(py::cast<std::string>(isa).c_str()));
-  try {
-    py::gil_scoped_release nogil;
-    ThreadPool pool(n_threads);
-    std::vector<uint8_t> act;
-    matmul(owner.output, x.data(), n_tok, y.mutable_data(), pool, act,
-           int8 ? ActivationPrecision::Int8 : ActivationPrecision::Exact);
-  } catch (...) {
-    set_isa(previous);
-    throw;
-  }
-  set_isa(previous);
-  return y;
+  return run_matmul(owner.output, x, n_tok, int8, n_threads, isa);
 }
 
 void check_same_size(const FloatArray& a, const FloatArray& b) {

@@ -75,7 +75,9 @@ void make_matrix(const std::string& kind, int64_t rows, int64_t cols, std::mt199
   w.data = m.data.data();
   m.owner.output = w;
   pack_weights(m.owner, nullptr);
-  if (m.owner.output.packed != nullptr) {  // the packed copy is all the kernels read
+  // When every row is packed, the packed copy is all the kernels read (rows
+  // past the last packed group are read from `data`).
+  if (m.owner.output.packed != nullptr && m.owner.output.packed_rows == rows) {
     m.data.clear();
     m.data.shrink_to_fit();
     m.owner.output.data = nullptr;
@@ -90,9 +92,11 @@ py::dict bench_matmul(const std::string& kind, int64_t rows, int64_t cols, int64
   std::vector<RandomMatrix> mats(1);
   make_matrix(kind, rows, cols, rng, mats[0]);
   const Weight& w0 = mats[0].owner.output;
-  const size_t bytes = w0.packed != nullptr ? w0.packed_group_bytes * size_t((w0.packed_rows + packed_group_rows(w0.packed_kind) - 1) / packed_group_rows(w0.packed_kind)) +
-                                                 size_t(w0.rows - w0.packed_rows) * w0.row_bytes
-                                           : w0.row_bytes * size_t(rows);
+  // Bytes one matmul reads: the packed groups (low-bit tiles round the rows
+  // up to whole tiles) and the rows left in the file layout.
+  const int64_t group_rows = w0.packed ? packed_group_rows(w0.packed_kind) : 1;
+  const size_t packed_bytes = w0.packed ? w0.packed_group_bytes * size_t((w0.packed_rows + group_rows - 1) / group_rows) : 0;
+  const size_t bytes = packed_bytes + size_t(w0.rows - w0.packed_rows) * w0.row_bytes;
   const int64_t copies = std::max<int64_t>(1, (min_bytes + int64_t(bytes) - 1) / int64_t(bytes));
   if (copies > 100000) throw ArgumentError("min_bytes / matrix size is too large");
   mats.resize(size_t(copies));

@@ -264,13 +264,14 @@ void matmul(const Weight& w, const float* x, int64_t n_tok, float* y, ThreadPool
   const WeightKernel& wk = kt.weight[static_cast<uint32_t>(w.type)];
   if (y_stride == 0) y_stride = w.rows;
   const int64_t K = w.cols;
-  const bool f32_act = wk.vec_dot == nullptr || wk.act_type == GgmlType::F32 || precision == ActivationPrecision::Exact;
   if (w.lowbit.bits > 0 && precision == ActivationPrecision::Int8) {
     const MatmulTarget target{&w, y, y_stride};
     matmul_lut(&target, 1, x, n_tok, pool, act_buf);
     return;
   }
-  if (f32_act || w.lowbit.bits > 0) {
+  // Weights without an integer dot (low-bit in exact mode) are decoded to f32.
+  const bool f32_act = wk.vec_dot == nullptr || wk.act_type == GgmlType::F32 || precision == ActivationPrecision::Exact;
+  if (f32_act) {
     if (n_tok >= kPanelMinTokens) matmul_f32_panel(w, x, n_tok, y, pool, y_stride);
     else if (is_panel16(w.packed_kind)) matmul_panel16_rows(w, x, n_tok, y, pool, y_stride);
     else matmul_f32_rows(w, x, n_tok, y, pool, y_stride);

@@ -20,6 +20,16 @@ size_t align64(size_t n) { return (n + 63) / 64 * 64; }
 
 }  // namespace
 
+const LutStepVector* lut_step_vectors(int bits) {
+  static const LutStepVector kSteps[4][4] = {
+      {{0, 0, false}},
+      {{0, 0, true}, {0, 2, true}},
+      {{0, 0, true}, {0, 2, true}, {2, 0, false}},
+      {{0, 0, true}, {2, 0, true}, {0, 2, true}, {2, 2, true}},
+  };
+  return kSteps[bits - 1];
+}
+
 bool lowbit_format_valid(const LowBitFormat& f) {
   return f.bits >= 1 && f.bits <= 4 && (f.group == 32 || f.group == 64 || f.group == 128);
 }
@@ -56,39 +66,17 @@ void lut_pack_tile(const LowBitFormat& f, int64_t K, const uint8_t* codes, size_
       for (int r = 0; r < n_rows; ++r) m[r] = min[r * scale_stride + g];
       out += 32;
     }
+    const LutStepVector* vecs = lut_step_vectors(f.bits);
     for (int64_t s = 0; s < f.group / kLutStep; ++s) {
       const int64_t c = (g * f.group + s * kLutStep) / kLutChunk;  // first chunk of the step
-      // (plane a, first chunk, kind) of each vector, in the order above.
-      struct Vec { int plane; int64_t chunk; bool pair; };
-      Vec vecs[4];
-      int n = 0;
-      if (f.bits == 1) vecs[n++] = {0, c, false};
-      if (f.bits == 2 || f.bits == 3) { vecs[n++] = {0, c, true}; vecs[n++] = {0, c + 2, true}; }
-      if (f.bits == 3) vecs[n++] = {2, c, false};
-      if (f.bits == 4) {
-        vecs[n++] = {0, c, true}; vecs[n++] = {2, c, true};
-        vecs[n++] = {0, c + 2, true}; vecs[n++] = {2, c + 2, true};
-      }
-      for (int v = 0; v < n; ++v) {
-        for (int lane = 0; lane < 2; ++lane) {
-          uint8_t* bytes = out + 16 * lane;
-          const int64_t chunk = vecs[v].chunk + lane;
-          for (int r = 0; r < n_rows; ++r) {
-            const uint8_t* row = codes + size_t(r) * code_row_bytes;
-            if (vecs[v].pair) {
-              // Rows 0-7 in the low nibbles, 8-15 in the high ones; planes
-              // a and a+1 of a row in adjacent bytes.
-              const int shift = r < 8 ? 0 : 4, i = r % 8;
-              bytes[2 * i] |= uint8_t(plane_pattern(row, f.bits, chunk, vecs[v].plane) << shift);
-              bytes[2 * i + 1] |= uint8_t(plane_pattern(row, f.bits, chunk, vecs[v].plane + 1) << shift);
-            } else {
-              bytes[r] = uint8_t(plane_pattern(row, f.bits, chunk, vecs[v].plane) |
-                                 (plane_pattern(row, f.bits, chunk + 2, vecs[v].plane) << 4));
+      for (int v = 0; v < f.bits; ++v, out += 32)
+        for (int r = 0; r < n_rows; ++r)
+          for (int lane = 0; lane < 2; ++lane)
+            for (int half = 0; half < 2; ++half) {
+              const LutSlot slot = lut_slot(vecs[v], r, lane, half);
+              out[slot.byte] |= uint8_t(
+                  plane_pattern(codes + size_t(r) * code_row_bytes, f.bits, c + slot.chunk, slot.plane) << slot.shift);
             }
-          }
-        }
-        out += 32;
-      }
     }
   }
 }
@@ -103,32 +91,18 @@ void lut_decode_row(const LowBitFormat& f, int64_t K, const uint8_t* tile, int r
     const uint8_t* steps = grp + (f.has_min ? 64 : 32);
     // Reassemble each code from its planes, reading the layout back.
     int q[128] = {};
-    for (int64_t s = 0; s < f.group / kLutStep; ++s) {
-      const uint8_t* v = steps + size_t(s) * size_t(f.bits) * 32;
-      auto put = [&](int plane, int64_t chunk_in_step, int pattern) {
-        for (int i = 0; i < kLutChunk; ++i) q[s * kLutStep + chunk_in_step * kLutChunk + i] |= ((pattern >> i) & 1) << plane;
-      };
-      auto pair = [&](const uint8_t* vec, int plane, int c0) {
-        const int shift = r < 8 ? 0 : 4, i = r % 8;
-        for (int lane = 0; lane < 2; ++lane) {
-          put(plane, c0 + lane, (vec[16 * lane + 2 * i] >> shift) & 15);
-          put(plane + 1, c0 + lane, (vec[16 * lane + 2 * i + 1] >> shift) & 15);
-        }
-      };
-      auto single = [&](const uint8_t* vec, int plane) {
-        for (int lane = 0; lane < 2; ++lane) {
-          put(plane, lane, vec[16 * lane + r] & 15);
-          put(plane, 2 + lane, vec[16 * lane + r] >> 4);
-        }
-      };
-      switch (f.bits) {
-        case 1: single(v, 0); break;
-        case 2: pair(v, 0, 0); pair(v + 32, 0, 2); break;
-        case 3: pair(v, 0, 0); pair(v + 32, 0, 2); single(v + 64, 2); break;
-        case 4: pair(v, 0, 0); pair(v + 32, 2, 0); pair(v + 64, 0, 2); pair(v + 96, 2, 2); break;
-        default: break;
+    const LutStepVector* vecs = lut_step_vectors(f.bits);
+    for (int64_t s = 0; s < f.group / kLutStep; ++s)
+      for (int v = 0; v < f.bits; ++v) {
+        const uint8_t* vec = steps + (size_t(s) * size_t(f.bits) + size_t(v)) * 32;
+        for (int lane = 0; lane < 2; ++lane)
+          for (int half = 0; half < 2; ++half) {
+            const LutSlot slot = lut_slot(vecs[v], r, lane, half);
+            const int pattern = (vec[slot.byte] >> slot.shift) & 15;
+            for (int i = 0; i < kLutChunk; ++i)
+              q[s * kLutStep + slot.chunk * kLutChunk + i] |= ((pattern >> i) & 1) << slot.plane;
+          }
       }
-    }
     float* y = out + (g * f.group - k0);
     for (int i = 0; i < f.group; ++i)
       y[i] = f.has_min ? float(q[i]) * d + m : d * (float(q[i]) - center);

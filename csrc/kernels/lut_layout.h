@@ -45,6 +45,28 @@ constexpr int kLutTileRows = 16;
 constexpr int kLutChunk = 4;    // inputs per table
 constexpr int kLutStep = 16;    // inputs per step (4 chunks)
 
+// One 32-byte vector of a step: a pair of planes (plane, plane+1) over the
+// chunk pair (chunk, chunk+1), or a single plane over chunks 0..3 of the step.
+struct LutStepVector {
+  int plane;
+  int chunk;  // first chunk, relative to the step
+  bool pair;
+};
+// The b vectors of one step, in layout order (the step order above).
+const LutStepVector* lut_step_vectors(int bits);
+
+// Where one 4-bit plane pattern of row r (0..15) sits in a vector, for lane
+// L (0, 1) and nibble half h (0 low, 1 high): byte, bit shift (0 or 4), and
+// which plane and chunk of the step it describes. Packing writes these slots;
+// decoding and the scalar reference read them.
+struct LutSlot {
+  int byte, shift, plane, chunk;
+};
+inline LutSlot lut_slot(const LutStepVector& v, int r, int lane, int half) {
+  if (v.pair) return {16 * lane + 2 * (r % 8) + half, r < 8 ? 0 : 4, v.plane + half, v.chunk + lane};
+  return {16 * lane + r, 4 * half, v.plane, v.chunk + lane + 2 * half};
+}
+
 // Whether the format is one the kernels implement (bits 1..4, group 32/64/128).
 bool lowbit_format_valid(const LowBitFormat& f);
 // Bytes of one tile of a matrix with K inputs (K a multiple of the group).

@@ -53,32 +53,15 @@ void lut_gemv(const LowBitFormat& f, int64_t K, const uint8_t* tile, const int8_
       const uint8_t* grp = tile + size_t(g) * group_bytes;
       const uint8_t* v = grp + (f.has_min ? 64 : 32);
       int32_t S = 0;
+      const LutStepVector* vecs = lut_step_vectors(f.bits);
       for (int64_t s = 0; s < f.group / kLutStep; ++s) {
-        const int64_t c = (g * f.group + s * kLutStep) / kLutChunk;
-        const int8_t* T = tables + 16 * c;  // tables of chunks c, c+1, c+2, c+3
-        // pair(planes a, a+1; chunks c0, c0+1) and single(plane a; chunks c..c+3).
-        auto pair = [&](const uint8_t* vec, int a, int c0) {
-          const int shift = r < 8 ? 0 : 4, i = r % 8;
-          for (int lane = 0; lane < 2; ++lane) {
-            const int8_t* tab = T + 16 * (c0 + lane);
-            S += (1 << a) * tab[(vec[16 * lane + 2 * i] >> shift) & 15] +
-                 (2 << a) * tab[(vec[16 * lane + 2 * i + 1] >> shift) & 15];
-          }
-        };
-        auto single = [&](const uint8_t* vec, int a) {
-          for (int lane = 0; lane < 2; ++lane) {
-            const uint8_t byte = vec[16 * lane + r];
-            S += (1 << a) * (T[16 * lane + (byte & 15)] + T[16 * (2 + lane) + (byte >> 4)]);
-          }
-        };
-        switch (f.bits) {
-          case 1: single(v, 0); break;
-          case 2: pair(v, 0, 0); pair(v + 32, 0, 2); break;
-          case 3: pair(v, 0, 0); pair(v + 32, 0, 2); single(v + 64, 2); break;
-          case 4: pair(v, 0, 0); pair(v + 32, 2, 0); pair(v + 64, 0, 2); pair(v + 96, 2, 2); break;
-          default: break;
-        }
-        v += size_t(f.bits) * 32;
+        const int8_t* T = tables + 16 * ((g * f.group + s * kLutStep) / kLutChunk);  // the step's 4 chunks
+        for (int vi = 0; vi < f.bits; ++vi, v += 32)
+          for (int lane = 0; lane < 2; ++lane)
+            for (int half = 0; half < 2; ++half) {
+              const LutSlot slot = lut_slot(vecs[vi], r, lane, half);
+              S += (1 << slot.plane) * T[16 * slot.chunk + ((v[slot.byte] >> slot.shift) & 15)];
+            }
       }
       const float d = fp16_to_f32(reinterpret_cast<const uint16_t*>(grp)[r]);
       acc = std::fma(float(S), d * half_sigma[g], acc);

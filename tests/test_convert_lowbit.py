@@ -501,6 +501,38 @@ def test_cli_convert(tiny_models, tmp_path, capsys):
     assert e.value.code == 2
     assert "w{b}g{G}" in capsys.readouterr().err
     assert not (tmp_path / "x.gguf").exists()
+    with pytest.raises(SystemExit) as e:
+        main(["convert", str(tiny_models / "minicpm4"), "-o", str(tmp_path / "x.gguf"), "--type", "w2g64",
+              "--output-tensor-type", "q5_9"])
+    assert e.value.code == 2 and "q5_9" in capsys.readouterr().err
+    assert not (tmp_path / "x.gguf").exists()
+
+
+@pytest.mark.parametrize("model,typ,head", [("llama", "w2g64", "q4_0"), ("llama", "w2g64", "w4g32"),
+                                            ("llama-tied", "w2g64", "w4g64s"), ("llama", "q8_0", "w2g32")])
+def test_output_tensor_type(tiny_models, tmp_path, model, typ, head):
+    """--output-tensor-type sets the head's type only (output.weight, or token_embd when
+    tied, as llama-quantize does); the file's other keys follow --type."""
+    from minicpm_edge.cli import main
+    out = tmp_path / "h.gguf"
+    assert main(["convert", str(tiny_models / model), "-o", str(out), "--type", typ,
+                 "--output-tensor-type", head, "-q"]) == 0
+    r = GGUFReader(out)
+    f = fields(r)
+    kinds = {t.name: t.tensor_type for t in r.tensors}
+    head_name = "token_embd.weight" if model.endswith("-tied") else "output.weight"
+    if head.startswith("w"):
+        bits, group, sym = spec_type(head)
+        assert f[KEY + head_name] == [bits, group, 0 if sym else 1]
+        assert kinds[head_name] == Q.I8
+    else:
+        assert KEY + head_name not in f and kinds[head_name] == Q.Q4_0
+    if not model.endswith("-tied"):
+        assert kinds["token_embd.weight"] == Q.Q8_0
+    if typ == "q8_0":  # a ggml file with a low-bit head keeps its general.file_type
+        assert f["general.file_type"] == 7 and kinds["blk.0.attn_q.weight"] == Q.Q8_0
+    else:
+        assert f[KEY + "blk.0.attn_q.weight"] == [2, 64, 1] and "general.file_type" not in f
 
 
 def test_info_groups_lowbit_matrices(converted, capsys):
@@ -571,6 +603,12 @@ def test_random_model_lowbit(tmp_path, typ):
     # the same command writes the same bytes
     (tmp_path / "again").mkdir()
     assert _make_random(tmp_path / "again", typ).read_bytes() == out.read_bytes()
+
+
+def test_random_model_head_type(tmp_path):
+    f = fields(GGUFReader(_make_random(tmp_path, "w2g64", "--output-tensor-type", "w4g32")))
+    assert f[KEY + "output.weight"] == [4, 32, 1] and f[KEY + "blk.0.ffn_up.weight"] == [2, 64, 1]
+    assert KEY + "token_embd.weight" not in f
 
 
 def test_random_model_rejects_unknown_types(tmp_path, capsys):

@@ -14,24 +14,34 @@ import pytest
 from minicpm_edge import Model
 from minicpm_edge.convert import convert
 
-CASES = [("llama", "w4g64"), ("llama", "w2g32s"), ("llama-tied", "w3g128"), ("minicpm", "w1g64s"),
-         ("minicpm4", "w4g128s")]
+# (model, --type, --output-tensor-type): the head low-bit too, untied and tied
+# (then token_embd itself is low-bit), and a ggml file whose head alone is low-bit.
+CASES = [("llama", "w4g64", None), ("llama", "w2g32s", "w4g32"), ("llama-tied", "w3g128", None),
+         ("llama-tied", "w2g64", "w4g64s"), ("llama", "q8_0", "w3g64"), ("minicpm", "w1g64s", None),
+         ("minicpm4", "w4g128s", None)]
 
 
 @pytest.fixture(scope="module")
 def files(tiny_models, tmp_path_factory):
     out = tmp_path_factory.mktemp("lowbit-model")
 
-    def get(model, typ):
-        low = convert(tiny_models / model, out / f"{model}-{typ}.gguf", typ, progress=False)
-        f32 = convert(low, out / f"{model}-{typ}-decoded-f32.gguf", "f32", progress=False)
+    def get(model, typ, head=None):
+        name = f"{model}-{typ}-{head}"
+        low = convert(tiny_models / model, out / f"{name}.gguf", typ, progress=False, output_tensor_type=head)
+        f32 = convert(low, out / f"{name}-decoded-f32.gguf", "f32", progress=False)
         return low, f32
     return get
 
 
-@pytest.mark.parametrize("model,typ", CASES)
-def test_lowbit_model_matches_decoded_f32(files, model, typ):
-    low, f32 = files(model, typ)
+@pytest.mark.parametrize("model,typ,head", CASES)
+def test_lowbit_model_matches_decoded_f32(files, model, typ, head):
+    low, f32 = files(model, typ, head)
+    if head is not None:  # the head really is low-bit in the file
+        from gguf import GGUFReader
+        fields = GGUFReader(str(low)).fields
+        head_name = "token_embd.weight" if model.endswith("-tied") else "output.weight"
+        assert list(fields[f"minicpm_edge.lowbit.{head_name}"].contents()) == \
+            [int(head[1]), int(head[3:5]), 0 if head.endswith("s") else 1]
     ids = list(np.random.default_rng(7).integers(3, 200, 40))
     ref = Model(str(f32), n_ctx=64, n_threads=2, int8_activations=False).logits(ids)
     exact = Model(str(low), n_ctx=64, n_threads=2, int8_activations=False).logits(ids)
@@ -39,7 +49,7 @@ def test_lowbit_model_matches_decoded_f32(files, model, typ):
     assert float(np.abs(exact - ref).max()) <= 1e-4 * span
     lut = Model(str(low), n_ctx=64, n_threads=2).logits(ids)
     err = float(np.abs(lut - ref).max())
-    print(f"{model} {typ}: exact {np.abs(exact - ref).max() / span:.1e}, int8 tables {err / span:.1e} of max|logit|")
+    print(f"{model} {typ} head {head}: exact {np.abs(exact - ref).max() / span:.1e}, int8 tables {err / span:.1e} of max|logit|")
     assert err <= 0.05 * span
     # Decode (one token at a time) takes the same per-token tables as prefill.
     m = Model(str(low), n_ctx=64, n_threads=2)

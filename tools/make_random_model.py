@@ -4,7 +4,7 @@ speed measurements (speed does not depend on the weight values).
 
     python tools/make_random_model.py OUT.gguf [--type q4_0|q8_0|f16|w{b}g{G}[s]] [--hidden 2048]
         [--ffn 8192] [--layers 16] [--heads 32] [--kv-heads 8] [--vocab 49152]
-        [--tied] [--tokenizer-from MODEL.gguf] [--seed 0]
+        [--output-tensor-type TYPE] [--tied] [--tokenizer-from MODEL.gguf] [--seed 0]
 
 The defaults are the "1B shape" of the project's anchor measurements (1.17 B
 parameters, untied output). Block bytes are drawn directly instead of quantizing
@@ -42,7 +42,8 @@ from gguf import GGML_QUANT_SIZES, GGMLQuantizationType, GGUFValueType, GGUFWrit
 from minicpm_edge.convert.errors import ConvertError  # noqa: E402
 from minicpm_edge.convert.lowbit import FORMS, LowBitType  # noqa: E402
 from minicpm_edge.convert.plan import add_type_metadata, lowbit_group  # noqa: E402
-from minicpm_edge.convert.quantize import OUT_TYPES, OutType, choose_type, parse_out_type  # noqa: E402
+from minicpm_edge.convert.quantize import (OUT_TYPES, OutType, choose_type, parse_out_type,  # noqa: E402
+                                          with_head_type)
 from minicpm_edge.convert.writer import Planned, PlannedTensor, write_gguf  # noqa: E402
 
 Q = GGMLQuantizationType
@@ -174,8 +175,10 @@ def plan_tensors(a: argparse.Namespace, out: OutType) -> list[Planned]:
     hd = a.hidden // a.heads
     E, F, V = a.hidden, a.ffn, a.vocab
 
+    head = "token_embd.weight" if a.tied else "output.weight"
+
     def mat(name: str, rows: int, cols: int) -> Planned:
-        choice = choose_type(name, (rows, cols), out)
+        choice = choose_type(name, (rows, cols), out, head)
         if isinstance(choice, LowBitType):
             return lowbit_group(name, (rows, cols), choice, lambda: random_lowbit(rng, rows, cols, choice))
         if choice == Q.F16:
@@ -219,7 +222,7 @@ def check_shape(a: argparse.Namespace) -> None:
 
 def make(a: argparse.Namespace) -> Path:
     check_shape(a)
-    out = OUT_TYPES[a.type]
+    out = with_head_type(OUT_TYPES[a.type], a.output_tensor_type)
     tensors = plan_tensors(a, out)
     n_params = sum(int(np.prod(t.shape)) for t in tensors)
 
@@ -270,6 +273,9 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("output", help="GGUF file to write")
     ap.add_argument("--type", default="q4_0", type=matrix_type, metavar="TYPE",
                     help=f"matrix type: {', '.join(TYPES)} or {FORMS} (default q4_0)")
+    ap.add_argument("--output-tensor-type", default=None, type=matrix_type, metavar="TYPE",
+                    help="type of the LM head (output.weight, or token_embd with --tied); default: "
+                         "as --type for the ggml types, q8_0 for the low-bit ones")
     ap.add_argument("--hidden", type=int, default=2048)
     ap.add_argument("--ffn", type=int, default=8192)
     ap.add_argument("--layers", type=int, default=16)

@@ -57,19 +57,21 @@ void make_matrix(const std::string& kind, int64_t rows, int64_t cols, std::mt199
     if (kind == "q4_0") t = GgmlType::Q4_0;
     else if (kind == "q8_0") t = GgmlType::Q8_0;
     else if (kind == "f16") t = GgmlType::F16;
-    else throw ArgumentError("unknown weight kind '" + kind + "' (q4_0, q8_0, f16, w{1-4}g{32,64,128}[s])");
+    else if (kind == "q6_k") t = GgmlType::Q6_K;
+    else throw ArgumentError("unknown weight kind '" + kind + "' (q4_0, q8_0, q6_k, f16, w{1-4}g{32,64,128}[s])");
     const TypeGeometry g = type_geometry(uint32_t(t));
     if (cols % g.block_size != 0) throw ArgumentError("cols must be a multiple of the block size");
     w.type = t;
     w.row_bytes = row_bytes(t, cols);
     m.data.resize(w.row_bytes * size_t(rows));
     for (auto& b : m.data) b = uint8_t(rng());
-    // Every block's first binary16 field (an F16 value, or the d of a
-    // Q4_0 / Q8_0 block) gets a finite value.
+    // Every block's binary16 scale (an F16 value, the leading d of a Q4_0 /
+    // Q8_0 block, the trailing d of a Q6_K block) gets a finite value.
+    const size_t d_at = t == GgmlType::Q6_K ? g.type_size - 2 : 0;
     uint8_t* p = m.data.data();
     for (size_t i = 0, n = m.data.size() / g.type_size; i < n; ++i, p += g.type_size) {
       const uint16_t s = random_scale(rng);
-      std::memcpy(p, &s, 2);
+      std::memcpy(p + d_at, &s, 2);
     }
   }
   w.data = m.data.data();

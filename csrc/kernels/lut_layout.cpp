@@ -8,12 +8,21 @@ namespace mce {
 
 namespace {
 
-// Bit pattern of plane `plane` over the 4 codes of chunk `chunk` (bit r =
-// bit `plane` of code 4*chunk + r).
-int plane_pattern(const uint8_t* row, int bits, int64_t chunk, int plane) {
-  int t = 0;
-  for (int r = 0; r < kLutChunk; ++r) t |= ((lowbit_code(row, bits, kLutChunk * chunk + r) >> plane) & 1) << r;
-  return t;
+// Plane masks of codes [k0, k0 + n) of a row in the file layout (n <= 128,
+// k0 a multiple of 8): bit k of masks[plane] is bit `plane` of code k0 + k.
+// Eight codes of b bits are exactly b bytes, read as one little-endian word;
+// each code goes to a byte, and a multiply gathers bit `plane` of the eight
+// bytes into one byte (the partial products never overlap, so no carries).
+void plane_masks(const uint8_t* row, int bits, int64_t k0, int n, uint8_t masks[4][16]) {
+  const uint64_t mask = (1u << bits) - 1;
+  const uint8_t* p = row + k0 * bits / 8;
+  for (int i = 0; i < n / 8; ++i, p += bits) {
+    uint64_t w = 0, spread = 0;
+    for (int j = 0; j < bits; ++j) w |= uint64_t(p[j]) << (8 * j);
+    for (int j = 0; j < 8; ++j) spread |= ((w >> (j * bits)) & mask) << (8 * j);
+    for (int plane = 0; plane < bits; ++plane)
+      masks[plane][i] = uint8_t((((spread >> plane) & 0x0101010101010101ull) * 0x0102040810204080ull) >> 56);
+  }
 }
 
 size_t align64(size_t n) { return (n + 63) / 64 * 64; }
@@ -52,10 +61,28 @@ int lowbit_code(const uint8_t* row, int bits, int64_t k) {
   return int(v & ((1u << bits) - 1));
 }
 
+void lowbit_dequantize_row(const LowBitFormat& f, int64_t K, const uint8_t* codes, const uint16_t* scale,
+                           const uint16_t* min, float* out) {
+  const float center = float((1 << f.bits) - 1) * 0.5f;
+  for (int64_t g = 0; g < K / f.group; ++g) {
+    const float d = fp16_to_f32(scale[g]);
+    const float m = min ? fp16_to_f32(min[g]) : 0.0f;
+    for (int64_t k = g * f.group; k < (g + 1) * f.group; ++k) {
+      const float q = float(lowbit_code(codes, f.bits, k));
+      out[k] = min ? q * d + m : d * (q - center);
+    }
+  }
+}
+
 void lut_pack_tile(const LowBitFormat& f, int64_t K, const uint8_t* codes, size_t code_row_bytes,
                    const uint16_t* scale, const uint16_t* min, int64_t scale_stride, int n_rows, uint8_t* dst) {
   std::memset(dst, 0, lut_tile_bytes(f, K));
   const int64_t groups = K / f.group;
+  LutSlot slots[4][kLutTileRows][4];
+  const LutStepVector* vecs = lut_step_vectors(f.bits);
+  for (int v = 0; v < f.bits; ++v)
+    for (int r = 0; r < kLutTileRows; ++r)
+      for (int e = 0; e < 4; ++e) slots[v][r][e] = lut_slot(vecs[v], r, e / 2, e % 2);
   uint8_t* out = dst;
   for (int64_t g = 0; g < groups; ++g) {
     uint16_t* d = reinterpret_cast<uint16_t*>(out);
@@ -66,17 +93,19 @@ void lut_pack_tile(const LowBitFormat& f, int64_t K, const uint8_t* codes, size_
       for (int r = 0; r < n_rows; ++r) m[r] = min[r * scale_stride + g];
       out += 32;
     }
-    const LutStepVector* vecs = lut_step_vectors(f.bits);
+    // Four-code plane patterns of the group, then one pass over the slots of
+    // each vector (lut_slot for every (row, lane, half) of the vector).
+    uint8_t masks[kLutTileRows][4][16];
+    for (int r = 0; r < n_rows; ++r) plane_masks(codes + size_t(r) * code_row_bytes, f.bits, g * f.group, f.group, masks[r]);
     for (int64_t s = 0; s < f.group / kLutStep; ++s) {
-      const int64_t c = (g * f.group + s * kLutStep) / kLutChunk;  // first chunk of the step
       for (int v = 0; v < f.bits; ++v, out += 32)
         for (int r = 0; r < n_rows; ++r)
-          for (int lane = 0; lane < 2; ++lane)
-            for (int half = 0; half < 2; ++half) {
-              const LutSlot slot = lut_slot(vecs[v], r, lane, half);
-              out[slot.byte] |= uint8_t(
-                  plane_pattern(codes + size_t(r) * code_row_bytes, f.bits, c + slot.chunk, slot.plane) << slot.shift);
-            }
+          for (int e = 0; e < 4; ++e) {
+            const LutSlot& slot = slots[v][r][e];
+            const int chunk = int(s) * (kLutStep / kLutChunk) + slot.chunk;
+            const int pattern = (masks[r][slot.plane][chunk / 2] >> (4 * (chunk % 2))) & 15;
+            out[slot.byte] |= uint8_t(pattern << slot.shift);
+          }
     }
   }
 }

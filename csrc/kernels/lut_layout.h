@@ -77,6 +77,12 @@ size_t lowbit_code_row_bytes(const LowBitFormat& f, int64_t K);
 // Code k of a row in the file layout (a little-endian bit string).
 int lowbit_code(const uint8_t* row, int bits, int64_t k);
 
+// One row in the file layout decoded to f32 (an embedding row): codes, and
+// its K/G scales and minimums (min nullptr when symmetric), with the values
+// and rounding of lut_decode_row.
+void lowbit_dequantize_row(const LowBitFormat& f, int64_t K, const uint8_t* codes, const uint16_t* scale,
+                           const uint16_t* min, float* out);
+
 // Packs rows [0, n_rows) (n_rows <= 16; the rest of the tile is zero) given
 // in the file layout: codes (code_row_bytes apart), scales and minimums
 // (K/G binary16 per row, rows scale_stride apart; min nullptr when

@@ -126,7 +126,7 @@ void Model::forward_batch(const int32_t* tokens, int n, int pos0, int first_logi
 
   pool.parallel_for(n, [&](int64_t t, int) {
     float* xt = x_.data() + t * E;
-    dequantize_row(w_.tok_embd.type, w_.tok_embd.row(tokens[t]), xt, E);
+    embedding_row(w_.tok_embd, tokens[t], xt);
     if (cfg_.embedding_scale != 1.0f) op.scale(xt, cfg_.embedding_scale, E);
     // Layer 0's input norm; each later layer's is fused into the residual
     // add that ends the layer before it.

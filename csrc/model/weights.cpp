@@ -106,10 +106,20 @@ std::vector<float> optional_vector(const gguf::GgufFile& f, const std::string& n
 
 }  // namespace
 
+void embedding_row(const Weight& w, int64_t r, float* out) {
+  if (w.lowbit.bits > 0) {
+    const int64_t per_row = w.cols / w.lowbit.group;
+    lowbit_dequantize_row(w.lowbit, w.cols, w.row(r), w.lowbit_scale + r * per_row,
+                          w.lowbit_min ? w.lowbit_min + r * per_row : nullptr, out);
+    return;
+  }
+  dequantize_row(w.type, w.row(r), out, w.cols);
+}
+
 ModelWeights bind_weights(const gguf::GgufFile& f, const ModelConfig& c) {
   ModelWeights w;
-  // Matrices of the decoder and the LM head may be low-bit; the embedding
-  // table is read row by row and must be a ggml type.
+  // Any matrix may be low-bit (the embedding table too: its rows are decoded
+  // one at a time, and a tied head is packed from it like any matrix).
   auto matrix = [&f](const gguf::TensorInfo& t, int64_t rows, int64_t cols) {
     if (const gguf::Value* desc = f.find("minicpm_edge.lowbit." + t.name)) return as_lowbit_matrix(f, t, *desc, rows, cols);
     return as_matrix(t, rows, cols);
@@ -118,9 +128,7 @@ ModelWeights bind_weights(const gguf::GgufFile& f, const ModelConfig& c) {
   const int64_t q_dim = int64_t(c.n_head) * D, kv_dim = int64_t(c.n_head_kv) * D;
   const gguf::TensorInfo& emb = require(f, "token_embd.weight");
   int64_t n_vocab = emb.ne[1];
-  if (f.find("minicpm_edge.lowbit." + emb.name))
-    throw UnsupportedError("token_embd.weight in a low-bit format is not supported (store it as Q8_0 or F16)");
-  w.tok_embd = as_matrix(emb, n_vocab, E);
+  w.tok_embd = matrix(emb, n_vocab, E);
   w.output_norm = as_vector(require(f, "output_norm.weight"), E);
   const gguf::TensorInfo* out = f.find_tensor("output.weight");
   w.output = out ? matrix(*out, n_vocab, E) : w.tok_embd;

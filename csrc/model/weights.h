@@ -70,6 +70,9 @@ struct ModelWeights {
 
 // Throws FormatError for a missing tensor or a shape that does not match the
 // config, UnsupportedError for a tensor type the kernels cannot multiply.
+// Row r of an embedding table (a ggml type, or low-bit codes) as f32.
+void embedding_row(const Weight& w, int64_t r, float* out);
+
 ModelWeights bind_weights(const gguf::GgufFile& file, const ModelConfig& cfg);
 
 // Packs one matrix when its type has an interleaved layout (otherwise leaves

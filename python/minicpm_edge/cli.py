@@ -81,7 +81,8 @@ def _out_type(text: str) -> str:
 
 def cmd_convert(a) -> int:
     from .convert import convert
-    out = convert(a.source, a.output, out_type=a.type, progress=not a.quiet)
+    out = convert(a.source, a.output, out_type=a.type, output_tensor_type=a.output_tensor_type,
+                  progress=not a.quiet)
     print(f"wrote {out} ({Path(out).stat().st_size / 2**20:.1f} MiB)", file=sys.stderr)
     return 0
 
@@ -201,6 +202,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "low-bit w{b}g{G} (asymmetric) / w{b}g{G}s (symmetric) with b = 1..4 bits and groups of "
                         "G = 32, 64 or 128 inputs, e.g. w2g64 (RTN; decoder-layer matrices only, the rest q8_0; "
                         "read by this runtime's table-lookup kernels, not by llama.cpp)")
+    v.add_argument("--output-tensor-type", default=None, type=_out_type, metavar="TYPE",
+                   help="type of the LM head (output.weight, or token_embd.weight when the head is tied to "
+                        "it), any TYPE above; default: as --type, q8_0 for the low-bit types")
     v.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     v.set_defaults(func=cmd_convert)
 

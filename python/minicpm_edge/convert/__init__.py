@@ -20,7 +20,7 @@ from .errors import (CheckpointFormatError, ConfigError, ConvertError, MissingCo
                      UnsupportedArchitectureError, UnsupportedTypeError)
 from .gguf_source import is_gguf, retype_gguf
 from .hf_convert import ARCHITECTURES, convert_hf
-from .quantize import OUT_TYPES, TYPE_FORMS, parse_out_type
+from .quantize import OUT_TYPES, TYPE_FORMS, parse_out_type, with_head_type
 
 __all__ = [
     "convert", "OUT_TYPES", "TYPE_FORMS", "SUPPORTED_ARCHITECTURES", "parse_out_type",
@@ -39,7 +39,8 @@ def _default_name(src: Path, out_type: str) -> str:
     return f"{stem}-{out_type}.gguf"
 
 
-def convert(src: str | Path, out: str | Path, out_type: str = "f16", progress: bool = True) -> Path:
+def convert(src: str | Path, out: str | Path, out_type: str = "f16", progress: bool = True,
+            output_tensor_type: str | None = None) -> Path:
     """Convert ``src`` to a GGUF file and return its path.
 
     src:      Hugging Face checkpoint directory, or a .gguf file to re-type.
@@ -49,10 +50,13 @@ def convert(src: str | Path, out: str | Path, out_type: str = "f16", progress: b
               inputs, asymmetric / symmetric; RTN) for the decoder-layer matrices, the
               other matrices then being q8_0 -- see docs/FORMAT.md.
     progress: show a progress bar over tensors.
+    output_tensor_type: type of the LM head (output.weight, or token_embd.weight when
+              the head is tied to it), any ``out_type`` name; None keeps the policy's
+              choice (``out_type``; q8_0 for the low-bit types).
 
     Raises a ConvertError (a ValueError) subclass for bad input.
     """
-    kind = parse_out_type(out_type)
+    kind = with_head_type(parse_out_type(out_type), output_tensor_type)
     src, out = Path(src), Path(out)
     if not src.exists():
         raise SourceNotFoundError(f"{src}: no such file or directory")

@@ -25,7 +25,7 @@ from . import lowbit
 from .errors import CheckpointFormatError, UnsupportedTypeError
 from .lowbit import LowBitType
 from .plan import add_type_metadata, lowbit_group, plan_entry
-from .quantize import OutType, choose_type
+from .quantize import OutType, choose_type, head_tensor
 from .writer import Planned, PlannedTensor, write_gguf
 
 log = logging.getLogger(__name__)
@@ -89,12 +89,12 @@ def _float_loader(t, shape: tuple[int, ...]):
     return run
 
 
-def _plan_tensor(src: Path, t, out_type: OutType) -> Planned:
+def _plan_tensor(src: Path, t, out_type: OutType, head: str) -> Planned:
     shape = tuple(int(d) for d in reversed(t.shape.tolist()))  # ggml order -> numpy order
     if t.tensor_type not in _FLOAT_OR_QUANT:
         # integer tensors are data, not weights: keep as they are
         return PlannedTensor(t.name, shape, t.tensor_type, lambda: _raw(t))
-    choice = choose_type(t.name, shape, out_type)
+    choice = choose_type(t.name, shape, out_type, head)
     if choice == t.tensor_type:
         return PlannedTensor(t.name, shape, choice, lambda: _raw(t))
     if not _can_decode(t.tensor_type):
@@ -103,11 +103,11 @@ def _plan_tensor(src: Path, t, out_type: OutType) -> Planned:
     return plan_entry(t.name, shape, choice, _float_loader(t, shape))
 
 
-def _plan_lowbit(parts: list, fmt: LowBitType, out_type: OutType) -> Planned:
+def _plan_lowbit(parts: list, fmt: LowBitType, out_type: OutType, head: str) -> Planned:
     """A low-bit matrix of the source (its codes, scale[, min] tensors)."""
     codes = parts[0]
     shape = lowbit.matrix_shape(reversed(codes.shape.tolist()), fmt)
-    choice = choose_type(codes.name, shape, out_type)
+    choice = choose_type(codes.name, shape, out_type, head)
     if choice == fmt:
         return lowbit_group(codes.name, shape, fmt, lambda: tuple(np.asarray(p.data) for p in parts))
     return plan_entry(codes.name, shape, choice, lambda: lowbit.decode([np.asarray(p.data) for p in parts], fmt))
@@ -141,13 +141,14 @@ def retype_gguf(src: Path, out: Path, out_type: OutType, progress: bool = True) 
     consumed = {part for name, fmt in groups.items() for part in fmt.part_names(name)[1:]}
 
     plan: list[Planned] = []
+    head = head_tensor(by_name)
     for t in reader.tensors:
         if t.name in groups:
             fmt = groups[t.name]
             parts = [by_name[n] for n in fmt.part_names(t.name)]
-            plan.append(_plan_lowbit(parts, fmt, out_type))
+            plan.append(_plan_lowbit(parts, fmt, out_type, head))
         elif t.name not in consumed:
-            plan.append(_plan_tensor(src, t, out_type))
+            plan.append(_plan_tensor(src, t, out_type, head))
 
     def add_metadata(w: GGUFWriter) -> None:
         for key, field in _copied_keys(reader):

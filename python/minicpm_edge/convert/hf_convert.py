@@ -20,7 +20,7 @@ from .arch_minicpm import MiniCPMArch
 from .errors import MissingTensorError, ShapeMismatchError, UnexpectedTensorError, UnsupportedArchitectureError
 from .hf_reader import HFCheckpoint
 from .plan import add_type_metadata, plan_entry
-from .quantize import OutType, choose_type
+from .quantize import OutType, choose_type, head_tensor
 from .vocab import Vocab
 from .writer import Planned, write_gguf
 
@@ -101,11 +101,12 @@ def convert_hf(src: Path, out: Path, out_type: OutType, progress: bool = True) -
     vocab = Vocab(ckpt.dir, arch.hp.n_vocab, ckpt.config)
 
     plan: list[Planned] = []
+    head = head_tensor([name for name, _ in extra] + [s.gguf_name for s in specs])
     for name, values in extra:
-        choice = choose_type(name, values.shape, out_type)
+        choice = choose_type(name, values.shape, out_type, head)
         plan.append(plan_entry(name, values.shape, choice, lambda v=values: v))
     for s in specs:
-        choice = choose_type(s.gguf_name, s.shape, out_type)
+        choice = choose_type(s.gguf_name, s.shape, out_type, head)
         plan.append(plan_entry(s.gguf_name, s.shape, choice, _loader(ckpt, s)))
     n_params = sum(math.prod(s.shape) for s in specs)
 

@@ -37,8 +37,10 @@ def lowbit_matrices(plan: Iterable[Planned]) -> list[tuple[str, LowBitType]]:
 
 def add_type_metadata(w: GGUFWriter, out_type: OutType, plan: Sequence[Planned]) -> None:
     """general.file_type for the ggml types; the minicpm_edge.* keys (and no
-    general.file_type, which has no value for them) for the low-bit types."""
+    general.file_type, which has no value for them) for the low-bit types. A ggml
+    file whose head alone is low-bit (--output-tensor-type) gets both."""
+    matrices = lowbit_matrices(plan)
     if out_type.lowbit is None:
         w.add_file_type(out_type.file_type)
-    else:
-        lowbit.add_metadata(w, out_type.name, lowbit_matrices(plan))
+    if matrices or out_type.lowbit is not None:
+        lowbit.add_metadata(w, out_type.name, matrices)

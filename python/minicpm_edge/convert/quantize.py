@@ -11,14 +11,17 @@ Policy for the low-bit types ``w{b}g{G}[s]`` (docs/FORMAT.md): the 2-D weights o
 decoder layers (``blk.N.*``) whose row length is a multiple of G get the low-bit
 format; token_embd, output and any other matrix get Q8_0 (heads and embeddings need
 the precision), with the same F16 fallback; norms and 1-D tensors stay F32.
+``--output-tensor-type`` (llama-quantize's option of that name) overrides the LM
+head's type: output.weight, or token_embd.weight when the head is tied to it (as
+llama.cpp does). It may be any type above, low-bit included.
 Encoding is ``gguf.quants.quantize``, the pure-numpy reference that gguf-py
 tests bit-exact against libggml; the low-bit encoding is in lowbit.py.
 """
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
-from typing import Sequence
+from dataclasses import dataclass, replace
+from typing import Iterable, Sequence
 
 import numpy as np
 from gguf import GGML_QUANT_SIZES, GGMLQuantizationType, LlamaFileType, quants
@@ -38,6 +41,7 @@ class OutType:
     qtype: GGMLQuantizationType  # type of the quantized tensors (low-bit: of the matrices that stay ggml)
     file_type: LlamaFileType | None  # general.file_type; None for the project's own types
     lowbit: LowBitType | None = None  # the low-bit format of the decoder-layer matrices
+    head: GGMLQuantizationType | LowBitType | None = None  # LM head override (--output-tensor-type)
 
 
 OUT_TYPES: dict[str, OutType] = {
@@ -63,6 +67,20 @@ def parse_out_type(name: str) -> OutType:
     return OUT_TYPES[key]
 
 
+def with_head_type(out: OutType, name: str | None) -> OutType:
+    """``out`` with the LM head stored as type ``name`` (None: the policy's own choice)."""
+    if name is None:
+        return out
+    head = parse_out_type(name)
+    return replace(out, head=head.lowbit if head.lowbit is not None else head.qtype)
+
+
+def head_tensor(names: Iterable[str]) -> str:
+    """The LM head among a model's tensor names: output.weight, or the tied token_embd."""
+    names = set(names)
+    return "output.weight" if "output.weight" in names else "token_embd.weight"
+
+
 def keeps_f32(gguf_name: str, shape: Sequence[int]) -> bool:
     return len(shape) <= 1 or gguf_name.endswith("_norm.weight")
 
@@ -72,11 +90,15 @@ def is_layer_matrix(gguf_name: str, shape: Sequence[int]) -> bool:
     return len(shape) == 2 and gguf_name.startswith("blk.") and gguf_name.endswith(".weight")
 
 
-def choose_type(gguf_name: str, shape: Sequence[int], out: OutType) -> GGMLQuantizationType | LowBitType:
+def choose_type(gguf_name: str, shape: Sequence[int], out: OutType,
+                head: str = "output.weight") -> GGMLQuantizationType | LowBitType:
     """The type ``gguf_name`` (numpy-order ``shape``) is written as: a ggml type, or
-    the low-bit format (a LowBitType) for the matrices that take it."""
+    the low-bit format (a LowBitType) for the matrices that take it. ``head`` names
+    the LM head (head_tensor), which takes ``out.head`` when that is set."""
     if keeps_f32(gguf_name, shape):
         return Q.F32
+    if out.head is not None and gguf_name == head and len(shape) == 2:
+        return _fitting(gguf_name, shape, out.head)
     block = GGML_QUANT_SIZES[out.qtype][0]
     qtype = out.qtype if shape[-1] % block == 0 else Q.F16
     if out.lowbit is not None and is_layer_matrix(gguf_name, shape):
@@ -88,6 +110,24 @@ def choose_type(gguf_name: str, shape: Sequence[int], out: OutType) -> GGMLQuant
         log.warning("%s: row length %d is not a multiple of %d, storing F16 instead of %s",
                     gguf_name, shape[-1], block, out.qtype.name)
     return qtype
+
+
+def _fitting(gguf_name: str, shape: Sequence[int], want: GGMLQuantizationType | LowBitType):
+    """``want`` for a matrix, or the fallback (Q8_0 for low-bit, F16 for ggml) when
+    its rows do not split into whole groups/blocks."""
+    if isinstance(want, LowBitType):
+        if want.fits(shape):
+            return want
+        fallback, unit = LOWBIT_OTHER, want.group
+    else:
+        if shape[-1] % GGML_QUANT_SIZES[want][0] == 0:
+            return want
+        fallback, unit = Q.F16, GGML_QUANT_SIZES[want][0]
+    if shape[-1] % GGML_QUANT_SIZES[fallback][0] != 0:
+        fallback = Q.F16
+    log.warning("%s: row length %d is not a multiple of %d, storing %s instead of %s",
+                gguf_name, shape[-1], unit, fallback.name, getattr(want, "name", want))
+    return fallback
 
 
 def nbytes(shape: Sequence[int], qtype: GGMLQuantizationType) -> int:

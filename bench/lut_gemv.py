@@ -11,11 +11,15 @@ GB/s of weight bytes streamed (codes + scales + offsets), and the fraction of
 the DRAM read bandwidth measured in the same session by bandwidth_probe.c at
 the same thread count (best of its passes, as STREAM reports). GEMV is one
 token (decode); GEMM rows use --gemm-tokens tokens (prefill) and report
-tokens/s equivalents instead.
+tokens/s equivalents instead. `--exact` adds, per low-bit format, the same
+matmul on the exact path (weights decoded to f32, f32 activations), the
+reference the int8 tables are measured against: the ablation of T-MAC's int8
+table quantization.
 
     python bench/lut_gemv.py                       # GEMV, 1 and 2 threads
     python bench/lut_gemv.py --gemm-tokens 64      # also GEMM
     python bench/lut_gemv.py --formats w2g64 --shapes 4096x4096 --threads 1
+    python bench/lut_gemv.py --exact --gemm-tokens 64  # int8 tables vs the exact path
 
 Writes bench/results/<date>-lut-gemv-<host>.json and a PNG (GB/s vs bits).
 """
@@ -23,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import itertools
 import json
 import platform
 import statistics
@@ -45,22 +50,24 @@ def run(a: argparse.Namespace) -> dict:
     for shape in a.shapes:
         r, c = (int(v) for v in shape.split("x"))
         for fmt in a.formats:
-            for t in threads:
-                for n_tok in [1] + ([a.gemm_tokens] if a.gemm_tokens else []):
-                    res = _core.bench_matmul(fmt, r, c, n_tok=n_tok, n_threads=t, reps=a.reps,
-                                             min_bytes=a.min_mib << 20)
-                    sec = statistics.median(res["seconds"])
-                    gbps = res["weight_bytes"] / sec / 1e9
-                    row = {"shape": shape, "format": fmt, "threads": t, "n_tok": n_tok,
-                           "us": sec * 1e6, "us_all": [s * 1e6 for s in res["seconds"]],
-                           "weight_bytes": res["weight_bytes"], "gbps": gbps,
-                           "roofline": gbps / bw["by_threads"][str(t)] if n_tok == 1 else None,
-                           "tokens_per_s": n_tok / sec}
-                    rows.append(row)
-                    extra = (f"{row['roofline']:.0%} of {bw['by_threads'][str(t)]:.1f} GB/s" if n_tok == 1
-                             else f"{row['tokens_per_s']:.0f} tok/s-equivalent")
-                    print(f"{shape:>10} {fmt:6} t={t} n_tok={n_tok:<3} {row['us']:9.1f} us  "
-                          f"{gbps:6.2f} GB/s  {extra}", flush=True)
+            paths = [True, False] if a.exact and fmt.startswith("w") else [True]
+            token_counts = [1] + ([a.gemm_tokens] if a.gemm_tokens else [])
+            for t, n_tok, int8 in itertools.product(threads, token_counts, paths):
+                res = _core.bench_matmul(fmt, r, c, n_tok=n_tok, n_threads=t, reps=a.reps,
+                                         min_bytes=a.min_mib << 20, int8=int8)
+                sec = statistics.median(res["seconds"])
+                gbps = res["weight_bytes"] / sec / 1e9
+                label = fmt if int8 else f"{fmt}/exact"
+                row = {"shape": shape, "format": label, "threads": t, "n_tok": n_tok,
+                       "us": sec * 1e6, "us_all": [s * 1e6 for s in res["seconds"]],
+                       "weight_bytes": res["weight_bytes"], "gbps": gbps,
+                       "roofline": gbps / bw["by_threads"][str(t)] if n_tok == 1 else None,
+                       "tokens_per_s": n_tok / sec}
+                rows.append(row)
+                extra = (f"{row['roofline']:.0%} of {bw['by_threads'][str(t)]:.1f} GB/s" if n_tok == 1
+                         else f"{row['tokens_per_s']:.0f} tok/s-equivalent")
+                print(f"{shape:>10} {label:12} t={t} n_tok={n_tok:<3} {row['us']:9.1f} us  "
+                      f"{gbps:6.2f} GB/s  {extra}", flush=True)
     return {"date": datetime.datetime.now().isoformat(timespec="seconds"), "machine": platform.machine(),
             "isa": _core.isa(), "bandwidth": bw, "reps": a.reps, "min_mib": a.min_mib, "rows": rows}
 
@@ -75,7 +82,8 @@ def chart(result: dict, path: Path) -> None:
     for ax, t in zip(axes[0], threads):
         for shape in sorted({r["shape"] for r in gemv}):
             pts = [(int(r["format"][1]), r["gbps"]) for r in gemv
-                   if r["threads"] == t and r["shape"] == shape and r["format"].startswith("w")]
+                   if r["threads"] == t and r["shape"] == shape and r["format"].startswith("w")
+                   and "/" not in r["format"]]
             if pts:
                 ax.plot(*zip(*sorted(pts)), marker="o", label=shape)
             q4 = [r["gbps"] for r in gemv if r["threads"] == t and r["shape"] == shape and r["format"] == "q4_0"]
@@ -101,6 +109,7 @@ def main() -> int:
     ap.add_argument("--min-mib", type=int, default=512)
     ap.add_argument("--out", default=str(HERE / "results"))
     ap.add_argument("--no-chart", action="store_true")
+    ap.add_argument("--exact", action="store_true", help="also time each low-bit format on the exact f32 path")
     a = ap.parse_args()
     result = run(a)
     out = Path(a.out)

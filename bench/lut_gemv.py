@@ -14,12 +14,16 @@ token (decode); GEMM rows use --gemm-tokens tokens (prefill) and report
 tokens/s equivalents instead. `--exact` adds, per low-bit format, the same
 matmul on the exact path (weights decoded to f32, f32 activations), the
 reference the int8 tables are measured against: the ablation of T-MAC's int8
-table quantization.
+table quantization. `--gemm-paths` times each GEMM row both ways a low-bit
+batch can go, table lookup and the int8 GEMM over tiles converted to Q4_1x8
+groups (`_core.set_lowbit_gemm`), the measurement behind the automatic
+choice in kernels/matmul.cpp.
 
     python bench/lut_gemv.py                       # GEMV, 1 and 2 threads
     python bench/lut_gemv.py --gemm-tokens 64      # also GEMM
     python bench/lut_gemv.py --formats w2g64 --shapes 4096x4096 --threads 1
     python bench/lut_gemv.py --exact --gemm-tokens 64  # int8 tables vs the exact path
+    python bench/lut_gemv.py --gemm-tokens 512 --gemm-paths --formats w2g64 w3g64 w4g64
 
 Writes bench/results/<date>-lut-gemv-<host>.json and a PNG (GB/s vs bits).
 """
@@ -50,14 +54,20 @@ def run(a: argparse.Namespace) -> dict:
     for shape in a.shapes:
         r, c = (int(v) for v in shape.split("x"))
         for fmt in a.formats:
-            paths = [True, False] if a.exact and fmt.startswith("w") else [True]
+            lowbit = fmt.startswith("w")
+            paths = ["lut"] + (["exact"] if a.exact and lowbit else [])
             token_counts = [1] + ([a.gemm_tokens] if a.gemm_tokens else [])
-            for t, n_tok, int8 in itertools.product(threads, token_counts, paths):
+            runs = [(t, n, p) for t, n, p in itertools.product(threads, token_counts, paths)]
+            if a.gemm_paths and lowbit and a.gemm_tokens:
+                runs += [(t, a.gemm_tokens, "int8-gemm") for t in threads]
+            for t, n_tok, path in runs:
+                _core.set_lowbit_gemm("int8" if path == "int8-gemm" else "lut")
                 res = _core.bench_matmul(fmt, r, c, n_tok=n_tok, n_threads=t, reps=a.reps,
-                                         min_bytes=a.min_mib << 20, int8=int8)
+                                         min_bytes=a.min_mib << 20, int8=path != "exact")
+                _core.set_lowbit_gemm("auto")
                 sec = statistics.median(res["seconds"])
                 gbps = res["weight_bytes"] / sec / 1e9
-                label = fmt if int8 else f"{fmt}/exact"
+                label = fmt if path == "lut" else f"{fmt}/{path}"
                 row = {"shape": shape, "format": label, "threads": t, "n_tok": n_tok,
                        "us": sec * 1e6, "us_all": [s * 1e6 for s in res["seconds"]],
                        "weight_bytes": res["weight_bytes"], "gbps": gbps,
@@ -110,6 +120,8 @@ def main() -> int:
     ap.add_argument("--out", default=str(HERE / "results"))
     ap.add_argument("--no-chart", action="store_true")
     ap.add_argument("--exact", action="store_true", help="also time each low-bit format on the exact f32 path")
+    ap.add_argument("--gemm-paths", action="store_true",
+                    help="also time the GEMM rows on the int8 GEMM path (tiles converted to Q4_1x8)")
     a = ap.parse_args()
     result = run(a)
     out = Path(a.out)

@@ -169,3 +169,66 @@ def test_lowbit_prefill_token_blocks():
         want, _ = lut_product_numpy(q, d, m, 2, 64, x[t])
         scale = np.abs(x[t]).astype(np.float64) @ np.abs(dequantize(q, d, m, 2, 64)).T
         assert np.all(np.abs(y[t] - want) <= 2e-6 * scale)
+
+
+# ---- prefill through the int8 GEMM (tiles converted to Q4_1x8 groups) -------------------------
+def int8_gemm_numpy(q, d, m, bits, group, x):
+    """The int8 path's value, emulated: activations quantized to Q8_0 by the gguf
+    package (bit-exact with ggml), each 32-block's exact integer dot with the codes,
+    scaled by d_w * d_x, plus m_w * d_x * (sum of the block's int8 quants); symmetric
+    formats use m = binary16(-d (2^b - 1) / 2), as lut_tile_to_q4_1x8 documents."""
+    from gguf import GGMLQuantizationType, quants
+    n_tok, k = x.shape
+    blocks = quants.quantize(x.astype(np.float32), GGMLQuantizationType.Q8_0).reshape(n_tok, k // 32, 34)
+    dx = blocks[:, :, :2].copy().view(np.float16)[:, :, 0].astype(np.float64)
+    xq = blocks[:, :, 2:].view(np.int8).astype(np.int64)
+    center = ((1 << bits) - 1) / 2
+    dw = np.repeat(d.astype(np.float64), group // 32, axis=1)
+    if m is None:
+        mw = (-(d.astype(np.float32) * np.float32(center))).astype(np.float16).astype(np.float64)
+    else:
+        mw = m.astype(np.float64)
+    mw = np.repeat(mw, group // 32, axis=1)
+    qb = q.astype(np.int64).reshape(q.shape[0], k // 32, 32)
+    s = np.einsum("rbi,tbi->trb", qb, xq.reshape(n_tok, k // 32, 32))
+    return np.einsum("trb,rb,tb->tr", s, dw, dx) + np.einsum("rb,tb,tb->tr", mw, dx, xq.sum(axis=2))
+
+
+@pytest.fixture
+def gemm_path():
+    yield _core.set_lowbit_gemm
+    _core.set_lowbit_gemm("auto")
+
+
+@pytest.mark.parametrize("bits,group,asym", FORMATS)
+def test_int8_gemm_path_matches_numpy(gemm_path, bits, group, asym):
+    rows, k, n_tok = 37, 2 * 128 if group < 128 else 3 * 128, 9
+    q, d, m, x = _case(bits, group, asym, rows, k, n_tok, bits * 31 + group)
+    gemm_path("int8")
+    outs = {isa: _run(q, d, m, bits, group, x, n_threads=2, isa=isa) for isa in ISAS}
+    for isa, y in outs.items():
+        np.testing.assert_array_equal(y, outs["scalar"], err_msg=isa)
+    want = int8_gemm_numpy(q, d, m, bits, group, x)
+    scale = np.abs(x).astype(np.float64) @ np.abs(dequantize(q, d, m, bits, group)).T
+    assert np.all(np.abs(outs["scalar"] - want) <= 2e-6 * scale + 1e-30)
+    exact = x.astype(np.float64) @ dequantize(q, d, m, bits, group).T
+    assert np.all(np.abs(outs["scalar"] - exact) <= 1e-2 * scale)
+
+
+def test_gemm_path_choice(gemm_path):
+    """Auto takes the int8 GEMM for w4 from 192 tokens and w3 from 320, never for w1/w2
+    or one token (the measured crossovers in kernels/matmul.cpp)."""
+    def outputs(bits, n_tok):
+        q, d, m, x = _case(bits, 64, True, 16, 128, n_tok, bits)
+        got = {}
+        for path in ("auto", "lut", "int8"):
+            gemm_path(path)
+            got[path] = _run(q, d, m, bits, 64, x, n_threads=2)
+        assert not np.array_equal(got["lut"], got["int8"])
+        return got
+    for bits, n_tok, path in ((4, 200, "int8"), (4, 150, "lut"), (3, 330, "int8"), (3, 200, "lut"),
+                              (2, 600, "lut"), (1, 600, "lut")):
+        got = outputs(bits, n_tok)
+        np.testing.assert_array_equal(got["auto"], got[path], err_msg=f"w{bits} n_tok={n_tok}")
+    with pytest.raises(ValueError):
+        _core.set_lowbit_gemm("fast")

@@ -58,6 +58,24 @@ def test_lowbit_model_matches_decoded_f32(files, model, typ, head):
     np.testing.assert_allclose(step, lut[:6], rtol=0, atol=1e-5 * span)
 
 
+def test_lowbit_model_int8_gemm_prefill(files):
+    """Prefill through the int8 GEMM (tiles converted to Q4_1x8 groups) stays as close
+    to the decoded F32 file as table lookup does; decode still looks up."""
+    from minicpm_edge import _core
+    low, f32 = files("llama", "w4g64")
+    ids = list(np.random.default_rng(8).integers(3, 200, 40))
+    ref = Model(str(f32), n_ctx=64, n_threads=2, int8_activations=False).logits(ids)
+    span = float(np.abs(ref).max())
+    try:
+        _core.set_lowbit_gemm("int8")
+        got = Model(str(low), n_ctx=64, n_threads=2).logits(ids)
+    finally:
+        _core.set_lowbit_gemm("auto")
+    lut = Model(str(low), n_ctx=64, n_threads=2).logits(ids)
+    assert not np.array_equal(got, lut)
+    assert float(np.abs(got - ref).max()) <= 0.05 * span
+
+
 # ---- hostile low-bit metadata -----------------------------------------------------------------
 def _builder_from(path):
     """The file as a GGUFBuilder (tests/gguf_builders.py) so a test can corrupt one part."""

@@ -275,6 +275,14 @@ void register_kernels(py::module_& m) {
         py::arg("isa") = py::none(),
         "y[n_tok, rows] = x . W^T for a low-bit matrix in the file layout (docs/FORMAT.md): table "
         "lookup with int8 tables (int8=True) or weights decoded to f32 (int8=False). mins=None: symmetric.");
+  m.def("set_lowbit_gemm", [](const std::string& path) {
+    if (path == "auto") set_lowbit_gemm(LowBitGemm::Auto);
+    else if (path == "lut") set_lowbit_gemm(LowBitGemm::Lut);
+    else if (path == "int8") set_lowbit_gemm(LowBitGemm::Int8);
+    else throw ArgumentError("low-bit GEMM path must be 'auto', 'lut' or 'int8', not '" + path + "'");
+  }, py::arg("path"),
+     "Process-wide path of low-bit batches (prefill): 'auto' (by bits and batch size), 'lut' (table "
+     "lookup) or 'int8' (tiles converted to Q4_1x8 groups, int8 GEMM). Decode always looks up.");
   m.def("lut_tables", [](FloatArray x, int group, const py::object& isa) {
     if (x.ndim() != 1 || x.size() % group != 0 || !(group == 32 || group == 64 || group == 128))
       throw ArgumentError("x must be 1-D with a length that is a multiple of group (32, 64 or 128)");

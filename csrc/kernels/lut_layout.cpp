@@ -2,6 +2,7 @@
 
 #include <cstring>
 
+#include "kernels/packed_layout.h"
 #include "quant/fp16.h"
 
 namespace mce {
@@ -106,6 +107,66 @@ void lut_pack_tile(const LowBitFormat& f, int64_t K, const uint8_t* codes, size_
             const int pattern = (masks[r][slot.plane][chunk / 2] >> (4 * (chunk % 2))) & 15;
             out[slot.byte] |= uint8_t(pattern << slot.shift);
           }
+    }
+  }
+}
+
+void lut_tile_to_q4_1x8(const LowBitFormat& f, int64_t K, const uint8_t* tile, uint8_t* dst) {
+  // spread[t]: byte i = bit i of the 4-bit pattern t, so one OR places a
+  // plane's bits of 4 consecutive codes.
+  static const uint32_t* spread = [] {
+    static uint32_t s[16];
+    for (uint32_t t = 0; t < 16; ++t)
+      for (int i = 0; i < 4; ++i) s[t] |= ((t >> i) & 1u) << (8 * i);
+    return s;
+  }();
+  LutSlot slots[4][kLutTileRows][4];
+  const LutStepVector* vecs = lut_step_vectors(f.bits);
+  for (int v = 0; v < f.bits; ++v)
+    for (int r = 0; r < kLutTileRows; ++r)
+      for (int e = 0; e < 4; ++e) slots[v][r][e] = lut_slot(vecs[v], r, e / 2, e % 2);
+  const size_t group_bytes = lut_tile_bytes(f, f.group);
+  const size_t block_bytes = packed_block_bytes(PackedKind::Q4_1x8);
+  const int64_t nb = K / 32;
+  const float center = float((1 << f.bits) - 1) * 0.5f;
+  for (int64_t g = 0; g < K / f.group; ++g) {
+    const uint8_t* grp = tile + size_t(g) * group_bytes;
+    const uint16_t* d = reinterpret_cast<const uint16_t*>(grp);
+    const uint16_t* m = f.has_min ? reinterpret_cast<const uint16_t*>(grp + 32) : nullptr;
+    const uint8_t* steps = grp + (f.has_min ? 64 : 32);
+    uint8_t codes[kLutTileRows][128] = {};
+    for (int64_t s = 0; s < f.group / kLutStep; ++s)
+      for (int v = 0; v < f.bits; ++v) {
+        const uint8_t* vec = steps + (size_t(s) * size_t(f.bits) + size_t(v)) * 32;
+        for (int r = 0; r < kLutTileRows; ++r)
+          for (int e = 0; e < 4; ++e) {
+            const LutSlot& slot = slots[v][r][e];
+            uint8_t* q = codes[r] + s * kLutStep + slot.chunk * kLutChunk;
+            uint32_t word;
+            std::memcpy(&word, q, 4);
+            word |= spread[(vec[slot.byte] >> slot.shift) & 15] << slot.plane;
+            std::memcpy(q, &word, 4);
+          }
+      }
+    for (int half = 0; half < 2; ++half) {
+      uint16_t dh[8], mh[8];
+      for (int r = 0; r < 8; ++r) {
+        const int row = 8 * half + r;
+        dh[r] = d[row];
+        mh[r] = m ? m[row] : f32_to_fp16(-(fp16_to_f32(d[row]) * center));
+      }
+      for (int64_t j = 0; j < f.group / 32; ++j) {
+        uint8_t* blk = dst + (size_t(half) * size_t(nb) + size_t(g * (f.group / 32) + j)) * block_bytes;
+        std::memcpy(blk, dh, 16);
+        std::memcpy(blk + 16, mh, 16);
+        uint8_t* qs = blk + 32;
+        for (int vj = 0; vj < 4; ++vj)
+          for (int r = 0; r < 8; ++r)
+            for (int i = 0; i < 4; ++i) {
+              const uint8_t* c = codes[8 * half + r] + 32 * j;
+              qs[32 * vj + 4 * r + i] = uint8_t(c[4 * vj + i] | (c[16 + 4 * vj + i] << 4));
+            }
+      }
     }
   }
 }

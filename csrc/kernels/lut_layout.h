@@ -95,6 +95,15 @@ void lut_pack_tile(const LowBitFormat& f, int64_t K, const uint8_t* codes, size_
 // docs/FORMAT.md defines the values.
 void lut_decode_row(const LowBitFormat& f, int64_t K, const uint8_t* tile, int r, int64_t k0, int64_t k1, float* out);
 
+// One tile as two Q4_1x8 packed groups (kernels/packed_layout.h; rows 0-7,
+// then rows 8-15; K/32 blocks of 160 bytes each), for prefill through the
+// int8 GEMM ("dequantize to int8 tiles", the alternative to table lookup for
+// large batches). Codes are the 4-bit quants as they are; each 32-block takes
+// its group's d and m. Asymmetric groups convert exactly (w = d q + m is
+// Q4_1's value); symmetric ones get m = binary16(-d (2^b - 1)/2), which
+// rounds m by at most 2^-11 relative.
+void lut_tile_to_q4_1x8(const LowBitFormat& f, int64_t K, const uint8_t* tile, uint8_t* dst);
+
 // Bytes the per-token tables need: K/4 tables of 16 int8, then K/G floats of
 // half scales and K/G floats of group sums (64-byte aligned pieces).
 size_t lut_activation_bytes(const LowBitFormat& f, int64_t K);

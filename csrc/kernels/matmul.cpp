@@ -27,6 +27,12 @@ constexpr int64_t kPanelSlice = 512;
 constexpr int64_t kPanelTokens = 192;
 // From this many tokens on, decoding a panel once pays for itself.
 constexpr int64_t kPanelMinTokens = 4;
+// Batch size from which a low-bit matrix of b bits (index) takes the int8
+// GEMM instead of table lookup; 0: never. Measured on Zen 3 (AVX2), 4096x4096,
+// 1 and 2 threads: the tile conversion costs as much as ~150 (w4) to ~300
+// (w3) tokens of lookups, and at 512 tokens int8 is 1.31-1.33x (w4), 1.15x
+// (w3) and 0.85x (w2) of table lookup (bench/lut_gemv.py --gemm-paths).
+constexpr int64_t kInt8MinTokens[5] = {0, 0, 0, 320, 192};
 
 // Columns [k0, k1) of row r decoded to f32 (k0, k1 on block boundaries).
 void decode_row_slice(const KernelTable& kt, const Weight& w, int64_t r, int64_t k0, int64_t k1, float* out) {
@@ -176,6 +182,35 @@ void matmul_lut(const MatmulTarget* targets, int n, const float* x, int64_t n_to
   });
 }
 
+// Int8 activations for the packed GEMMs, in act_buf: Q8_0 rows, then the
+// int32 sum of each block's quants (read by the Q4 kinds), nb per token.
+struct Q8Activations {
+  uint8_t* rows;
+  size_t stride;
+  int32_t* sums;
+};
+
+Q8Activations quantize_q8_0_activations(const KernelTable& kt, const float* x, int64_t n_tok, int64_t K,
+                                        ThreadPool& pool, std::vector<uint8_t>& act_buf) {
+  const int64_t nb = K / kPackBlock;
+  const size_t stride = act_row_bytes(GgmlType::Q8_0, K);
+  const size_t sums_offset = (stride * size_t(n_tok) + 63) / 64 * 64;
+  const size_t need = sums_offset + sizeof(int32_t) * size_t(nb * n_tok);
+  if (act_buf.size() < need) act_buf.resize(need);
+  Q8Activations a{act_buf.data(), stride, reinterpret_cast<int32_t*>(act_buf.data() + sums_offset)};
+  pool.parallel_for(n_tok, [&](int64_t t, int) {
+    uint8_t* row = a.rows + size_t(t) * stride;
+    kt.quantize_q8_0(x + t * K, row, K);
+    const Q8_0Block* blk = reinterpret_cast<const Q8_0Block*>(row);
+    for (int64_t b = 0; b < nb; ++b) {
+      int32_t sum = 0;
+      for (int i = 0; i < kQK8_0; ++i) sum += blk[b].qs[i];
+      a.sums[t * nb + b] = sum;
+    }
+  });
+  return a;
+}
+
 // Int8 activations against packed groups: each task takes a run of groups of
 // one matrix and a tile of tokens; the kernel shares every decoded weight
 // vector among up to 4 tokens. Several matrices reading the same activations
@@ -191,23 +226,10 @@ void matmul_packed(PackedJob* jobs, int n_jobs, const float* x, int64_t n_tok, T
                    std::vector<uint8_t>& act_buf) {
   const KernelTable& kt = kernels();
   const int64_t K = jobs[0].w->cols, nb = K / kPackBlock;
-  const size_t act_stride = act_row_bytes(GgmlType::Q8_0, K);
-  // Q8_0 rows, then the int32 sums of each block's quants (read by Q4 kinds).
-  const size_t sums_offset = (act_stride * size_t(n_tok) + 63) / 64 * 64;
-  const size_t need = sums_offset + sizeof(int32_t) * size_t(nb * n_tok);
-  if (act_buf.size() < need) act_buf.resize(need);
-  uint8_t* act = act_buf.data();
-  int32_t* sums = reinterpret_cast<int32_t*>(act_buf.data() + sums_offset);
-  pool.parallel_for(n_tok, [&](int64_t t, int) {
-    uint8_t* row = act + size_t(t) * act_stride;
-    kt.quantize_q8_0(x + t * K, row, K);
-    const Q8_0Block* blk = reinterpret_cast<const Q8_0Block*>(row);
-    for (int64_t b = 0; b < nb; ++b) {
-      int32_t s = 0;
-      for (int i = 0; i < kQK8_0; ++i) s += blk[b].qs[i];
-      sums[t * nb + b] = s;
-    }
-  });
+  const Q8Activations qa = quantize_q8_0_activations(kt, x, n_tok, K, pool, act_buf);
+  uint8_t* act = qa.rows;
+  const size_t act_stride = qa.stride;
+  const int32_t* sums = qa.sums;
 
   int64_t tile = std::max<int64_t>(4, int64_t(kActTileBytes / act_stride) / 4 * 4);
   tile = std::min(tile, n_tok);
@@ -256,7 +278,82 @@ void matmul_packed(PackedJob* jobs, int n_jobs, const float* x, int64_t n_tok, T
   });
 }
 
+// Low-bit prefill through the int8 GEMM ("dequantize to int8 tiles", the
+// alternative T-MAC weighs table lookup against for large batches): each task
+// converts its run of tiles to Q4_1x8 groups once (lut_tile_to_q4_1x8), then
+// sweeps the token tiles over them with the packed Q4_1 kernel, int8
+// activations as in matmul_packed.
+void matmul_lut_int8(const MatmulTarget* targets, int n, const float* x, int64_t n_tok, ThreadPool& pool,
+                     std::vector<uint8_t>& act_buf) {
+  const KernelTable& kt = kernels();
+  const LowBitFormat fmt = targets[0].w->lowbit;
+  const int64_t K = targets[0].w->cols, nb = K / kPackBlock;
+  const Q8Activations qa = quantize_q8_0_activations(kt, x, n_tok, K, pool, act_buf);
+  int64_t first[kMaxMatmulTargets + 1] = {0};
+  for (int i = 0; i < n; ++i) first[i + 1] = first[i] + (targets[i].w->rows + kLutTileRows - 1) / kLutTileRows;
+  const int64_t tiles = first[n];
+  const int64_t tile_tok = std::min(n_tok, std::max<int64_t>(4, int64_t(kActTileBytes / qa.stride) / 4 * 4));
+  const int64_t run = std::max<int64_t>(1, tiles / (pool.size() * kTasksPerThread));
+  const int64_t n_runs = (tiles + run - 1) / run;
+  const size_t half_bytes = size_t(nb) * packed_block_bytes(PackedKind::Q4_1x8);
+  const GemmX8Fn gemm = kt.gemm_x8[int(PackedKind::Q4_1x8)];
+  pool.parallel_for(n_runs, [&](int64_t task, int) {
+    thread_local std::vector<uint8_t> groups;
+    thread_local std::vector<float> out;
+    const int64_t begin = task * run, end = std::min(tiles, begin + run);
+    groups.resize(size_t(end - begin) * 2 * half_bytes);
+    out.resize(size_t(tile_tok) * kLutTileRows);
+    auto locate = [&](int64_t tile, int& i, int64_t& g) {
+      i = 0;
+      while (tile >= first[i + 1]) ++i;
+      g = tile - first[i];
+    };
+    for (int64_t tile = begin; tile < end; ++tile) {
+      int i;
+      int64_t g;
+      locate(tile, i, g);
+      lut_tile_to_q4_1x8(fmt, K, targets[i].w->group(g), groups.data() + size_t(tile - begin) * 2 * half_bytes);
+    }
+    for (int64_t t0 = 0; t0 < n_tok; t0 += tile_tok) {
+      const int64_t nt = std::min(tile_tok, n_tok - t0);
+      for (int64_t tile = begin; tile < end; ++tile) {
+        int i;
+        int64_t g;
+        locate(tile, i, g);
+        const Weight& w = *targets[i].w;
+        const int64_t y_stride = targets[i].y_stride ? targets[i].y_stride : w.rows;
+        const int64_t r0 = g * kLutTileRows;
+        const int n_rows = int(std::min<int64_t>(kLutTileRows, w.rows - r0));
+        const uint8_t* gr = groups.data() + size_t(tile - begin) * 2 * half_bytes;
+        for (int half = 0; half < 2; ++half)
+          gemm(nb, gr + size_t(half) * half_bytes, qa.rows + size_t(t0) * qa.stride, qa.stride, qa.sums + t0 * nb, nb,
+               nt, out.data() + half * kPackRows, kLutTileRows);
+        for (int64_t t = 0; t < nt; ++t)
+          std::copy(out.data() + t * kLutTileRows, out.data() + t * kLutTileRows + n_rows,
+                    targets[i].y + (t0 + t) * y_stride + r0);
+      }
+    }
+  });
+}
+
+LowBitGemm g_lowbit_gemm = LowBitGemm::Auto;
+
+// Low-bit GEMM path for a batch of n_tok tokens (see lowbit_gemm_uses_int8).
+void matmul_lowbit(const MatmulTarget* targets, int n, const float* x, int64_t n_tok, ThreadPool& pool,
+                   std::vector<uint8_t>& act_buf) {
+  if (lowbit_gemm_uses_int8(targets[0].w->lowbit, n_tok)) matmul_lut_int8(targets, n, x, n_tok, pool, act_buf);
+  else matmul_lut(targets, n, x, n_tok, pool, act_buf);
+}
+
 }  // namespace
+
+void set_lowbit_gemm(LowBitGemm path) { g_lowbit_gemm = path; }
+
+bool lowbit_gemm_uses_int8(const LowBitFormat& f, int64_t n_tok) {
+  if (g_lowbit_gemm != LowBitGemm::Auto) return g_lowbit_gemm == LowBitGemm::Int8 && n_tok > 1;
+  const int64_t min_tokens = f.bits >= 1 && f.bits <= 4 ? kInt8MinTokens[f.bits] : 0;
+  return min_tokens > 0 && n_tok >= min_tokens;
+}
 
 void matmul(const Weight& w, const float* x, int64_t n_tok, float* y, ThreadPool& pool,
             std::vector<uint8_t>& act_buf, ActivationPrecision precision, int64_t y_stride) {
@@ -266,7 +363,7 @@ void matmul(const Weight& w, const float* x, int64_t n_tok, float* y, ThreadPool
   const int64_t K = w.cols;
   if (w.lowbit.bits > 0 && precision == ActivationPrecision::Int8) {
     const MatmulTarget target{&w, y, y_stride};
-    matmul_lut(&target, 1, x, n_tok, pool, act_buf);
+    matmul_lowbit(&target, 1, x, n_tok, pool, act_buf);
     return;
   }
   // Weights without an integer dot (low-bit in exact mode) are decoded to f32.
@@ -316,7 +413,7 @@ void matmul_multi(const MatmulTarget* targets, int n, const float* x, int64_t n_
     lut = f.bits > 0 && f.group == targets[0].w->lowbit.group && targets[i].w->cols == targets[0].w->cols;
   }
   if (lut) {
-    matmul_lut(targets, n, x, n_tok, pool, act_buf);
+    matmul_lowbit(targets, n, x, n_tok, pool, act_buf);
     return;
   }
   bool fuse = precision == ActivationPrecision::Int8 && n <= kMaxMatmulTargets;

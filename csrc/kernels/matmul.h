@@ -45,4 +45,14 @@ constexpr int kMaxMatmulTargets = 4;
 void matmul_multi(const MatmulTarget* targets, int n, const float* x, int64_t n_tok, ThreadPool& pool,
                   std::vector<uint8_t>& act_buf, ActivationPrecision precision);
 
+// Low-bit weights in a batch (prefill) go through table lookup (T-MAC) or
+// through the int8 GEMM after converting each tile to Q4_1x8 groups, which
+// wins from some bits and batch size on; Auto picks by those measured
+// thresholds, Lut and Int8 force a path (benchmarks, tests). Process-wide.
+enum class LowBitGemm { Auto, Lut, Int8 };
+void set_lowbit_gemm(LowBitGemm path);
+// Whether a batch of n_tok tokens of format f takes the int8 GEMM (never for
+// one token: decode always looks up).
+bool lowbit_gemm_uses_int8(const LowBitFormat& f, int64_t n_tok);
+
 }  // namespace mce

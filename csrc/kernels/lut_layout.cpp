@@ -3,6 +3,7 @@
 #include <cstring>
 
 #include "kernels/packed_layout.h"
+#include "quant/blocks.h"
 #include "quant/fp16.h"
 
 namespace mce {
@@ -27,6 +28,39 @@ void plane_masks(const uint8_t* row, int bits, int64_t k0, int n, uint8_t masks[
 }
 
 size_t align64(size_t n) { return (n + 63) / 64 * 64; }
+
+// Every slot of a step's vectors: slots[v][r][2 * lane + half] = lut_slot(...).
+using SlotTable = LutSlot[4][kLutTileRows][4];
+void slot_table(int bits, SlotTable& slots) {
+  const LutStepVector* vecs = lut_step_vectors(bits);
+  for (int v = 0; v < bits; ++v)
+    for (int r = 0; r < kLutTileRows; ++r)
+      for (int e = 0; e < 4; ++e) slots[v][r][e] = lut_slot(vecs[v], r, e / 2, e % 2);
+}
+
+// The G codes of row r of one tile group (`steps`: its step vectors), read
+// back from their planes. spread[t] has bit i of the pattern t in byte i, so
+// one OR places a plane's bits of a chunk's 4 codes.
+void group_row_codes(const LowBitFormat& f, const uint8_t* steps, const SlotTable& slots, int r, uint8_t* q) {
+  static const uint32_t* spread = [] {
+    static uint32_t t[16];
+    for (uint32_t p = 0; p < 16; ++p)
+      for (int i = 0; i < 4; ++i) t[p] |= ((p >> i) & 1u) << (8 * i);
+    return t;
+  }();
+  std::memset(q, 0, size_t(f.group));
+  for (int64_t s = 0; s < f.group / kLutStep; ++s)
+    for (int v = 0; v < f.bits; ++v) {
+      const uint8_t* vec = steps + (size_t(s) * size_t(f.bits) + size_t(v)) * 32;
+      for (const LutSlot& slot : slots[v][r]) {
+        uint8_t* c = q + s * kLutStep + slot.chunk * kLutChunk;
+        uint32_t word;
+        std::memcpy(&word, c, 4);
+        word |= spread[(vec[slot.byte] >> slot.shift) & 15] << slot.plane;
+        std::memcpy(c, &word, 4);
+      }
+    }
+}
 
 }  // namespace
 
@@ -64,14 +98,10 @@ int lowbit_code(const uint8_t* row, int bits, int64_t k) {
 
 void lowbit_dequantize_row(const LowBitFormat& f, int64_t K, const uint8_t* codes, const uint16_t* scale,
                            const uint16_t* min, float* out) {
-  const float center = float((1 << f.bits) - 1) * 0.5f;
   for (int64_t g = 0; g < K / f.group; ++g) {
     const float d = fp16_to_f32(scale[g]);
     const float m = min ? fp16_to_f32(min[g]) : 0.0f;
-    for (int64_t k = g * f.group; k < (g + 1) * f.group; ++k) {
-      const float q = float(lowbit_code(codes, f.bits, k));
-      out[k] = min ? q * d + m : d * (q - center);
-    }
+    for (int64_t k = g * f.group; k < (g + 1) * f.group; ++k) out[k] = lowbit_weight(f, lowbit_code(codes, f.bits, k), d, m);
   }
 }
 
@@ -79,11 +109,8 @@ void lut_pack_tile(const LowBitFormat& f, int64_t K, const uint8_t* codes, size_
                    const uint16_t* scale, const uint16_t* min, int64_t scale_stride, int n_rows, uint8_t* dst) {
   std::memset(dst, 0, lut_tile_bytes(f, K));
   const int64_t groups = K / f.group;
-  LutSlot slots[4][kLutTileRows][4];
-  const LutStepVector* vecs = lut_step_vectors(f.bits);
-  for (int v = 0; v < f.bits; ++v)
-    for (int r = 0; r < kLutTileRows; ++r)
-      for (int e = 0; e < 4; ++e) slots[v][r][e] = lut_slot(vecs[v], r, e / 2, e % 2);
+  SlotTable slots;
+  slot_table(f.bits, slots);
   uint8_t* out = dst;
   for (int64_t g = 0; g < groups; ++g) {
     uint16_t* d = reinterpret_cast<uint16_t*>(out);
@@ -112,90 +139,49 @@ void lut_pack_tile(const LowBitFormat& f, int64_t K, const uint8_t* codes, size_
 }
 
 void lut_tile_to_q4_1x8(const LowBitFormat& f, int64_t K, const uint8_t* tile, uint8_t* dst) {
-  // spread[t]: byte i = bit i of the 4-bit pattern t, so one OR places a
-  // plane's bits of 4 consecutive codes.
-  static const uint32_t* spread = [] {
-    static uint32_t s[16];
-    for (uint32_t t = 0; t < 16; ++t)
-      for (int i = 0; i < 4; ++i) s[t] |= ((t >> i) & 1u) << (8 * i);
-    return s;
-  }();
-  LutSlot slots[4][kLutTileRows][4];
-  const LutStepVector* vecs = lut_step_vectors(f.bits);
-  for (int v = 0; v < f.bits; ++v)
-    for (int r = 0; r < kLutTileRows; ++r)
-      for (int e = 0; e < 4; ++e) slots[v][r][e] = lut_slot(vecs[v], r, e / 2, e % 2);
+  SlotTable slots;
+  slot_table(f.bits, slots);
   const size_t group_bytes = lut_tile_bytes(f, f.group);
   const size_t block_bytes = packed_block_bytes(PackedKind::Q4_1x8);
-  const int64_t nb = K / 32;
+  const int64_t nb = K / kPackBlock;
   const float center = float((1 << f.bits) - 1) * 0.5f;
   for (int64_t g = 0; g < K / f.group; ++g) {
     const uint8_t* grp = tile + size_t(g) * group_bytes;
     const uint16_t* d = reinterpret_cast<const uint16_t*>(grp);
     const uint16_t* m = f.has_min ? reinterpret_cast<const uint16_t*>(grp + 32) : nullptr;
-    const uint8_t* steps = grp + (f.has_min ? 64 : 32);
-    uint8_t codes[kLutTileRows][128] = {};
-    for (int64_t s = 0; s < f.group / kLutStep; ++s)
-      for (int v = 0; v < f.bits; ++v) {
-        const uint8_t* vec = steps + (size_t(s) * size_t(f.bits) + size_t(v)) * 32;
-        for (int r = 0; r < kLutTileRows; ++r)
-          for (int e = 0; e < 4; ++e) {
-            const LutSlot& slot = slots[v][r][e];
-            uint8_t* q = codes[r] + s * kLutStep + slot.chunk * kLutChunk;
-            uint32_t word;
-            std::memcpy(&word, q, 4);
-            word |= spread[(vec[slot.byte] >> slot.shift) & 15] << slot.plane;
-            std::memcpy(q, &word, 4);
-          }
+    uint8_t codes[kLutTileRows][128];
+    for (int r = 0; r < kLutTileRows; ++r) group_row_codes(f, grp + (f.has_min ? 64 : 32), slots, r, codes[r]);
+    // Each 32-block of the group as eight GGUF Q4_1 blocks (rows 8*half..),
+    // interleaved into its Q4_1x8 block by pack_group.
+    for (int64_t j = 0; j < f.group / kPackBlock; ++j)
+      for (int half = 0; half < 2; ++half) {
+        Q4_1Block rows[kPackRows];
+        for (int r = 0; r < kPackRows; ++r) {
+          const int row = kPackRows * half + r;
+          const uint8_t* c = codes[row] + kPackBlock * j;
+          rows[r].d = d[row];
+          rows[r].m = m ? m[row] : f32_to_fp16(-(fp16_to_f32(d[row]) * center));
+          for (int i = 0; i < kPackBlock / 2; ++i) rows[r].qs[i] = uint8_t(c[i] | (c[kPackBlock / 2 + i] << 4));
+        }
+        const int64_t b = g * (f.group / kPackBlock) + j;
+        pack_group(PackedKind::Q4_1x8, reinterpret_cast<const uint8_t*>(rows), sizeof(Q4_1Block), 1,
+                   dst + (size_t(half) * size_t(nb) + size_t(b)) * block_bytes);
       }
-    for (int half = 0; half < 2; ++half) {
-      uint16_t dh[8], mh[8];
-      for (int r = 0; r < 8; ++r) {
-        const int row = 8 * half + r;
-        dh[r] = d[row];
-        mh[r] = m ? m[row] : f32_to_fp16(-(fp16_to_f32(d[row]) * center));
-      }
-      for (int64_t j = 0; j < f.group / 32; ++j) {
-        uint8_t* blk = dst + (size_t(half) * size_t(nb) + size_t(g * (f.group / 32) + j)) * block_bytes;
-        std::memcpy(blk, dh, 16);
-        std::memcpy(blk + 16, mh, 16);
-        uint8_t* qs = blk + 32;
-        for (int vj = 0; vj < 4; ++vj)
-          for (int r = 0; r < 8; ++r)
-            for (int i = 0; i < 4; ++i) {
-              const uint8_t* c = codes[8 * half + r] + 32 * j;
-              qs[32 * vj + 4 * r + i] = uint8_t(c[4 * vj + i] | (c[16 + 4 * vj + i] << 4));
-            }
-      }
-    }
   }
 }
 
 void lut_decode_row(const LowBitFormat& f, int64_t K, const uint8_t* tile, int r, int64_t k0, int64_t k1, float* out) {
   const size_t group_bytes = lut_tile_bytes(f, f.group);
-  const float center = float((1 << f.bits) - 1) * 0.5f;
+  SlotTable slots;
+  slot_table(f.bits, slots);
   for (int64_t g = k0 / f.group; g < k1 / f.group; ++g) {
     const uint8_t* grp = tile + size_t(g) * group_bytes;
     const float d = fp16_to_f32(reinterpret_cast<const uint16_t*>(grp)[r]);
     const float m = f.has_min ? fp16_to_f32(reinterpret_cast<const uint16_t*>(grp + 32)[r]) : 0.0f;
-    const uint8_t* steps = grp + (f.has_min ? 64 : 32);
-    // Reassemble each code from its planes, reading the layout back.
-    int q[128] = {};
-    const LutStepVector* vecs = lut_step_vectors(f.bits);
-    for (int64_t s = 0; s < f.group / kLutStep; ++s)
-      for (int v = 0; v < f.bits; ++v) {
-        const uint8_t* vec = steps + (size_t(s) * size_t(f.bits) + size_t(v)) * 32;
-        for (int lane = 0; lane < 2; ++lane)
-          for (int half = 0; half < 2; ++half) {
-            const LutSlot slot = lut_slot(vecs[v], r, lane, half);
-            const int pattern = (vec[slot.byte] >> slot.shift) & 15;
-            for (int i = 0; i < kLutChunk; ++i)
-              q[s * kLutStep + slot.chunk * kLutChunk + i] |= ((pattern >> i) & 1) << slot.plane;
-          }
-      }
+    uint8_t q[128];
+    group_row_codes(f, grp + (f.has_min ? 64 : 32), slots, r, q);
     float* y = out + (g * f.group - k0);
-    for (int i = 0; i < f.group; ++i)
-      y[i] = f.has_min ? float(q[i]) * d + m : d * (float(q[i]) - center);
+    for (int i = 0; i < f.group; ++i) y[i] = lowbit_weight(f, q[i], d, m);
   }
 }
 

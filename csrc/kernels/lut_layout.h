@@ -77,9 +77,15 @@ size_t lowbit_code_row_bytes(const LowBitFormat& f, int64_t K);
 // Code k of a row in the file layout (a little-endian bit string).
 int lowbit_code(const uint8_t* row, int bits, int64_t k);
 
+// The value docs/FORMAT.md defines for code q of a group with scale d and
+// minimum m (m unused when symmetric): d*q + m, or d*(q - (2^b-1)/2), the
+// product rounded first.
+inline float lowbit_weight(const LowBitFormat& f, int q, float d, float m) {
+  return f.has_min ? float(q) * d + m : d * (float(q) - float((1 << f.bits) - 1) * 0.5f);
+}
+
 // One row in the file layout decoded to f32 (an embedding row): codes, and
-// its K/G scales and minimums (min nullptr when symmetric), with the values
-// and rounding of lut_decode_row.
+// its K/G scales and minimums (min nullptr when symmetric), by lowbit_weight.
 void lowbit_dequantize_row(const LowBitFormat& f, int64_t K, const uint8_t* codes, const uint16_t* scale,
                            const uint16_t* min, float* out);
 

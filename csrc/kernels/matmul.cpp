@@ -141,6 +141,28 @@ void matmul_panel16_rows(const Weight& w, const float* x, int64_t n_tok, float* 
 // T-MAC's table sharing, extended across the projections that read the same
 // input); tasks are runs of 16-row tiles, every tile meeting all tokens
 // while it is in L1.
+// The 16-row tiles of several low-bit matrices numbered as one sequence, so a
+// parallel loop can split them all at once.
+struct TileIndex {
+  const MatmulTarget* targets;
+  int64_t first[kMaxMatmulTargets + 1] = {0};  // first tile of each matrix
+  TileIndex(const MatmulTarget* t, int n) : targets(t) {
+    for (int i = 0; i < n; ++i) first[i + 1] = first[i] + (t[i].w->rows + kLutTileRows - 1) / kLutTileRows;
+  }
+  struct Tile {
+    const MatmulTarget& target;
+    int64_t g, r0, y_stride;  // tile of its matrix, first row, output row stride
+    int n_rows;               // rows of the matrix in the tile (the last one may be short)
+  };
+  Tile operator[](int64_t tile) const {
+    int i = 0;
+    while (tile >= first[i + 1]) ++i;
+    const MatmulTarget& t = targets[i];
+    const int64_t g = tile - first[i], r0 = g * kLutTileRows;
+    return {t, g, r0, t.y_stride ? t.y_stride : t.w->rows, int(std::min<int64_t>(kLutTileRows, t.w->rows - r0))};
+  }
+};
+
 void matmul_lut(const MatmulTarget* targets, int n, const float* x, int64_t n_tok, ThreadPool& pool,
                 std::vector<uint8_t>& act_buf) {
   const KernelTable& kt = kernels();
@@ -153,9 +175,8 @@ void matmul_lut(const MatmulTarget* targets, int n, const float* x, int64_t n_to
     const LutActivation a = lut_activation_view(fmt, K, act + size_t(t) * per_tok);
     kt.lut_build(x + t * K, K, fmt.group, a.tables, a.half_sigma, a.xsum);
   });
-  int64_t first[kMaxMatmulTargets + 1] = {0};
-  for (int i = 0; i < n; ++i) first[i + 1] = first[i] + (targets[i].w->rows + kLutTileRows - 1) / kLutTileRows;
-  const int64_t tiles = first[n];
+  const TileIndex index(targets, n);
+  const int64_t tiles = index.first[n];
   // Prefill: tokens in blocks whose tables stay in L2 while each weight tile
   // of a task meets every token of the block from L1.
   const int64_t block = std::min<int64_t>(n_tok, std::max<int64_t>(1, int64_t(kActTileBytes / per_tok)));
@@ -167,16 +188,11 @@ void matmul_lut(const MatmulTarget* targets, int n, const float* x, int64_t n_to
     const int64_t t0 = (task / n_runs) * block, t1 = std::min(n_tok, t0 + block);
     const int64_t r = task % n_runs;
     for (int64_t tile = r * run; tile < std::min(tiles, (r + 1) * run); ++tile) {
-      int i = 0;
-      while (tile >= first[i + 1]) ++i;
-      const Weight& w = *targets[i].w;
-      const int64_t y_stride = targets[i].y_stride ? targets[i].y_stride : w.rows;
-      const int64_t g = tile - first[i], r0 = g * kLutTileRows;
-      const int n_rows = int(std::min<int64_t>(kLutTileRows, w.rows - r0));
+      const TileIndex::Tile at = index[tile];
       for (int64_t t = t0; t < t1; ++t) {
         const LutActivation a = lut_activation_view(fmt, K, act + size_t(t) * per_tok);
-        kt.lut_gemv(fmt, K, w.group(g), a.tables, a.half_sigma, a.xsum, out);
-        std::copy(out, out + n_rows, targets[i].y + t * y_stride + r0);
+        kt.lut_gemv(fmt, K, at.target.w->group(at.g), a.tables, a.half_sigma, a.xsum, out);
+        std::copy(out, out + at.n_rows, at.target.y + t * at.y_stride + at.r0);
       }
     }
   });
@@ -211,6 +227,12 @@ Q8Activations quantize_q8_0_activations(const KernelTable& kt, const float* x, i
   return a;
 }
 
+// Tokens per tile of Q8_0 activations (rows `stride` bytes): a multiple of
+// 4 (the packed GEMMs' token step) that keeps the tile within kActTileBytes.
+int64_t q8_token_tile(size_t stride, int64_t n_tok) {
+  return std::min(n_tok, std::max<int64_t>(4, int64_t(kActTileBytes / stride) / 4 * 4));
+}
+
 // Int8 activations against packed groups: each task takes a run of groups of
 // one matrix and a tile of tokens; the kernel shares every decoded weight
 // vector among up to 4 tokens. Several matrices reading the same activations
@@ -231,8 +253,7 @@ void matmul_packed(PackedJob* jobs, int n_jobs, const float* x, int64_t n_tok, T
   const size_t act_stride = qa.stride;
   const int32_t* sums = qa.sums;
 
-  int64_t tile = std::max<int64_t>(4, int64_t(kActTileBytes / act_stride) / 4 * 4);
-  tile = std::min(tile, n_tok);
+  const int64_t tile = q8_token_tile(act_stride, n_tok);
   const int64_t n_tiles = (n_tok + tile - 1) / tile;
   int64_t all_groups = 0;
   for (int j = 0; j < n_jobs; ++j) all_groups += jobs[j].w->packed_rows / kPackRows;
@@ -289,10 +310,9 @@ void matmul_lut_int8(const MatmulTarget* targets, int n, const float* x, int64_t
   const LowBitFormat fmt = targets[0].w->lowbit;
   const int64_t K = targets[0].w->cols, nb = K / kPackBlock;
   const Q8Activations qa = quantize_q8_0_activations(kt, x, n_tok, K, pool, act_buf);
-  int64_t first[kMaxMatmulTargets + 1] = {0};
-  for (int i = 0; i < n; ++i) first[i + 1] = first[i] + (targets[i].w->rows + kLutTileRows - 1) / kLutTileRows;
-  const int64_t tiles = first[n];
-  const int64_t tile_tok = std::min(n_tok, std::max<int64_t>(4, int64_t(kActTileBytes / qa.stride) / 4 * 4));
+  const TileIndex index(targets, n);
+  const int64_t tiles = index.first[n];
+  const int64_t tile_tok = q8_token_tile(qa.stride, n_tok);
   const int64_t run = std::max<int64_t>(1, tiles / (pool.size() * kTasksPerThread));
   const int64_t n_runs = (tiles + run - 1) / run;
   const size_t half_bytes = size_t(nb) * packed_block_bytes(PackedKind::Q4_1x8);
@@ -303,34 +323,21 @@ void matmul_lut_int8(const MatmulTarget* targets, int n, const float* x, int64_t
     const int64_t begin = task * run, end = std::min(tiles, begin + run);
     groups.resize(size_t(end - begin) * 2 * half_bytes);
     out.resize(size_t(tile_tok) * kLutTileRows);
-    auto locate = [&](int64_t tile, int& i, int64_t& g) {
-      i = 0;
-      while (tile >= first[i + 1]) ++i;
-      g = tile - first[i];
-    };
     for (int64_t tile = begin; tile < end; ++tile) {
-      int i;
-      int64_t g;
-      locate(tile, i, g);
-      lut_tile_to_q4_1x8(fmt, K, targets[i].w->group(g), groups.data() + size_t(tile - begin) * 2 * half_bytes);
+      const TileIndex::Tile at = index[tile];
+      lut_tile_to_q4_1x8(fmt, K, at.target.w->group(at.g), groups.data() + size_t(tile - begin) * 2 * half_bytes);
     }
     for (int64_t t0 = 0; t0 < n_tok; t0 += tile_tok) {
       const int64_t nt = std::min(tile_tok, n_tok - t0);
       for (int64_t tile = begin; tile < end; ++tile) {
-        int i;
-        int64_t g;
-        locate(tile, i, g);
-        const Weight& w = *targets[i].w;
-        const int64_t y_stride = targets[i].y_stride ? targets[i].y_stride : w.rows;
-        const int64_t r0 = g * kLutTileRows;
-        const int n_rows = int(std::min<int64_t>(kLutTileRows, w.rows - r0));
+        const TileIndex::Tile at = index[tile];
         const uint8_t* gr = groups.data() + size_t(tile - begin) * 2 * half_bytes;
         for (int half = 0; half < 2; ++half)
           gemm(nb, gr + size_t(half) * half_bytes, qa.rows + size_t(t0) * qa.stride, qa.stride, qa.sums + t0 * nb, nb,
                nt, out.data() + half * kPackRows, kLutTileRows);
         for (int64_t t = 0; t < nt; ++t)
-          std::copy(out.data() + t * kLutTileRows, out.data() + t * kLutTileRows + n_rows,
-                    targets[i].y + (t0 + t) * y_stride + r0);
+          std::copy(out.data() + t * kLutTileRows, out.data() + t * kLutTileRows + at.n_rows,
+                    at.target.y + (t0 + t) * at.y_stride + at.r0);
       }
     }
   });

@@ -68,11 +68,11 @@ struct ModelWeights {
   std::vector<AlignedBuffer> packed_storage;
 };
 
-// Throws FormatError for a missing tensor or a shape that does not match the
-// config, UnsupportedError for a tensor type the kernels cannot multiply.
 // Row r of an embedding table (a ggml type, or low-bit codes) as f32.
 void embedding_row(const Weight& w, int64_t r, float* out);
 
+// Throws FormatError for a missing tensor or a shape that does not match the
+// config, UnsupportedError for a tensor type the kernels cannot multiply.
 ModelWeights bind_weights(const gguf::GgufFile& file, const ModelConfig& cfg);
 
 // Packs one matrix when its type has an interleaved layout (otherwise leaves

@@ -14,6 +14,7 @@
 
 #include "kernel_test_util.h"
 #include "kernels/lut_layout.h"
+#include "kernels/packed_layout.h"
 
 namespace mce::test {
 namespace {
@@ -91,6 +92,34 @@ TEST_CASE("lut_pack_tile: tiles decode to the file layout's values") {
       CHECK(ok);
       CHECK(lowbit_code(m.codes.data(), f.bits, 3) == code_at(m, 0, 3));
     }
+  }
+}
+
+TEST_CASE("lut_tile_to_q4_1x8: the file layout's codes, scales and minimums as Q4_1x8 groups") {
+  Rng rng(3307);
+  for (const LowBitFormat& f : all_formats()) {
+    const int64_t K = 2 * f.group, nb = K / kPackBlock;
+    const LowBitMatrix m = random_lowbit(rng, f, K, 13);
+    const size_t half_bytes = size_t(nb) * packed_block_bytes(PackedKind::Q4_1x8);
+    std::vector<uint8_t> groups(2 * half_bytes);
+    lut_tile_to_q4_1x8(f, K, m.tile.data(), groups.data());
+    const float center = float((1 << f.bits) - 1) * 0.5f;
+    bool ok = true;
+    for (int r = 0; r < m.rows; ++r) {
+      std::vector<float> got(static_cast<size_t>(K));
+      unpack_group_row(PackedKind::Q4_1x8, groups.data() + size_t(r / kPackRows) * half_bytes, nb, r % kPackRows,
+                       got.data());
+      for (int64_t k = 0; k < K; ++k) {
+        const size_t gi = size_t(r) * size_t(K / f.group) + size_t(k / f.group);
+        const float d = fp16_to_f32(m.scale[gi]);
+        // Q4_1's value q*d + m; symmetric groups carry m = binary16(-d*center).
+        const float mn = f.has_min ? fp16_to_f32(m.min[gi]) : fp16_to_f32(f32_to_fp16(-(d * center)));
+        const float want = float(code_at(m, r, k)) * d + mn;
+        ok = ok && float_bits(got[size_t(k)]) == float_bits(want);
+      }
+    }
+    INFO("bits=", f.bits, " group=", f.group, " has_min=", f.has_min);
+    CHECK(ok);
   }
 }
 

@@ -99,22 +99,15 @@ def choose_type(gguf_name: str, shape: Sequence[int], out: OutType,
         return Q.F32
     if out.head is not None and gguf_name == head and len(shape) == 2:
         return _fitting(gguf_name, shape, out.head)
-    block = GGML_QUANT_SIZES[out.qtype][0]
-    qtype = out.qtype if shape[-1] % block == 0 else Q.F16
     if out.lowbit is not None and is_layer_matrix(gguf_name, shape):
-        if out.lowbit.fits(shape):
-            return out.lowbit
-        log.warning("%s: row length %d is not a multiple of the group size %d, storing %s instead of %s",
-                    gguf_name, shape[-1], out.lowbit.group, qtype.name, out.name)
-    elif qtype != out.qtype:
-        log.warning("%s: row length %d is not a multiple of %d, storing F16 instead of %s",
-                    gguf_name, shape[-1], block, out.qtype.name)
-    return qtype
+        return _fitting(gguf_name, shape, out.lowbit)
+    return _fitting(gguf_name, shape, out.qtype)
 
 
 def _fitting(gguf_name: str, shape: Sequence[int], want: GGMLQuantizationType | LowBitType):
-    """``want`` for a matrix, or the fallback (Q8_0 for low-bit, F16 for ggml) when
-    its rows do not split into whole groups/blocks."""
+    """``want`` for a tensor, or the fallback when its rows do not split into whole
+    groups/blocks: Q8_0 for a low-bit type (the type of a low-bit file's other
+    matrices), F16 for a ggml type or when Q8_0 does not fit either."""
     if isinstance(want, LowBitType):
         if want.fits(shape):
             return want

@@ -129,7 +129,26 @@ void register_model(py::module_& m) {
             }
             return py::make_tuple(logp, top);
           },
-          py::arg("tokens"), py::arg("first"));
+          py::arg("tokens"), py::arg("first"))
+      .def(
+          "observe",
+          [](Model& mdl, const py::object& tokens, const py::function& fn) {
+            // Calibration capture: fn(layer, site, x) for every linear input,
+            // x a fresh float32 [n_tokens, dim] array (site: 0 attention input,
+            // 1 attention output, 2 FFN input, 3 down projection input).
+            std::vector<int32_t> toks = to_tokens(tokens);
+            if (toks.empty()) throw ArgumentError("observe needs at least one token");
+            py::gil_scoped_release nogil;
+            mdl.observe(toks.data(), int(toks.size()),
+                        [&](int layer, Model::LinearInput site, const float* x, int n, int dim) {
+                          py::gil_scoped_acquire gil;
+                          py::array_t<float> a({n, dim});
+                          std::copy(x, x + size_t(n) * dim, a.mutable_data());
+                          fn(layer, static_cast<int>(site), a);
+                        });
+          },
+          py::arg("tokens"), py::arg("fn"),
+          "Append tokens (no logits) and call fn(layer, site, x) with each linear layer's input.");
 
   m.def(
       "sample_token",

@@ -83,6 +83,21 @@ void Model::truncate(int n) {
 void Model::eval(const int32_t* tokens, int n, int first_logit, const LogitsFn& on_logits) {
   if (n <= 0) return;
   std::lock_guard<std::mutex> lock(mutex_);
+  eval_locked(tokens, n, first_logit, on_logits);
+}
+
+void Model::observe(const int32_t* tokens, int n, const InputObserver& observer) {
+  if (n <= 0) return;
+  std::lock_guard<std::mutex> lock(mutex_);
+  struct Reset {
+    const InputObserver*& p;
+    ~Reset() { p = nullptr; }
+  } reset{observer_};
+  observer_ = &observer;
+  eval_locked(tokens, n, n, [](int, const float*) {});
+}
+
+void Model::eval_locked(const int32_t* tokens, int n, int first_logit, const LogitsFn& on_logits) {
   for (int i = 0; i < n; ++i)
     if (tokens[i] < 0 || tokens[i] >= cfg_.n_vocab)
       throw ArgumentError("token id " + std::to_string(tokens[i]) + " is out of range (vocabulary size " +
@@ -136,6 +151,7 @@ void Model::forward_batch(const int32_t* tokens, int n, int pos0, int first_logi
 
   for (int l = 0; l < cfg_.n_layer; ++l) {
     const LayerWeights& L = w_.layers[size_t(l)];
+    show(l, LinearInput::AttnIn, xn_.data(), n, E);
     const MatmulTarget qkv[] = {{&L.wq, q_.data()}, {&L.wk, k_.data()}, {&L.wv, v_.data()}};
     matmul_multi(qkv, 3, xn_.data(), n, pool, act_, prec);
     pool.parallel_for(n, [&](int64_t t, int) {
@@ -150,13 +166,16 @@ void Model::forward_batch(const int32_t* tokens, int n, int pos0, int first_logi
       kv_->store(l, pos0 + int(t), kt, vt, op);
     });
     attention_causal(attend, q_.data(), qd, n, pos0, kv_->layer(l), attn_scale, attn_.data(), qd, pool, *attn_ws_);
+    show(l, LinearInput::AttnOut, attn_.data(), n, qd);
     matmul(L.wo, attn_.data(), n, xn_.data(), pool, act_, prec);
     pool.parallel_for(n, [&](int64_t t, int) {
       op.add_rmsnorm(x_.data() + t * E, xn_.data() + t * E, rs, L.ffn_norm.data(), xn_.data() + t * E, E, eps);
     });
+    show(l, LinearInput::FfnIn, xn_.data(), n, E);
     const MatmulTarget gate_up[] = {{&L.w_gate, ffn_gate_.data()}, {&L.w_up, ffn_up_.data()}};
     matmul_multi(gate_up, 2, xn_.data(), n, pool, act_, prec);
     pool.parallel_for(n, [&](int64_t t, int) { op.silu_mul(ffn_gate_.data() + t * F, ffn_up_.data() + t * F, F); });
+    show(l, LinearInput::FfnDownIn, ffn_gate_.data(), n, F);
     matmul(L.w_down, ffn_gate_.data(), n, xn_.data(), pool, act_, prec);
     const LayerWeights* next = l + 1 < cfg_.n_layer ? &w_.layers[size_t(l) + 1] : nullptr;
     pool.parallel_for(n, [&](int64_t t, int) {

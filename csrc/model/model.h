@@ -56,10 +56,26 @@ class Model {
   using LogitsFn = std::function<void(int, const float*)>;
   void eval(const int32_t* tokens, int n, int first_logit, const LogitsFn& on_logits);
 
+  // The activations a layer's matrices multiply, for calibration (GPTQ's
+  // Hessians, AWQ's channel magnitudes): the attention input (Q/K/V), the
+  // attention output (O), the FFN input (gate/up) and the down projection's
+  // input. Matrices that share an input share one site.
+  enum class LinearInput { AttnIn = 0, AttnOut = 1, FfnIn = 2, FfnDownIn = 3 };
+  static constexpr int kLinearInputs = 4;
+  // x is [n_tokens, dim] row-major and valid only during the call.
+  using InputObserver = std::function<void(int layer, LinearInput site, const float* x, int n_tokens, int dim)>;
+  // Appends tokens like eval, computing no logits, and shows every linear
+  // input of every batch to `observer` before it is multiplied.
+  void observe(const int32_t* tokens, int n, const InputObserver& observer);
+
  private:
   void forward_batch(const int32_t* tokens, int n, int pos0, int first_logit, int index0,
                      const LogitsFn& on_logits);
   void rope_tables(int n, int pos0);
+  void eval_locked(const int32_t* tokens, int n, int first_logit, const LogitsFn& on_logits);
+  void show(int layer, LinearInput site, const float* x, int n, int64_t dim) const {
+    if (observer_) (*observer_)(layer, site, x, n, static_cast<int>(dim));
+  }
 
   std::unique_ptr<gguf::GgufFile> file_;
   ModelConfig cfg_;
@@ -71,6 +87,7 @@ class Model {
   std::unique_ptr<KvCache> kv_;
   std::vector<int32_t> tokens_;
   std::vector<float> inv_freq_;   // per rotated pair, factors and scaling applied
+  const InputObserver* observer_ = nullptr;  // set only inside observe()
 
   // Scratch, sized once for n_batch tokens.
   std::vector<float> x_, xn_, q_, k_, v_, attn_, ffn_gate_, ffn_up_, logits_, cos_, sin_;

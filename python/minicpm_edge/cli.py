@@ -82,7 +82,8 @@ def _out_type(text: str) -> str:
 def cmd_convert(a) -> int:
     from .convert import convert
     out = convert(a.source, a.output, out_type=a.type, output_tensor_type=a.output_tensor_type,
-                  progress=not a.quiet)
+                  progress=not a.quiet, method=a.method, calib=a.calib, calib_windows=a.calib_windows,
+                  calib_ctx=a.calib_ctx, n_threads=a.threads)
     print(f"wrote {out} ({Path(out).stat().st_size / 2**20:.1f} MiB)", file=sys.stderr)
     return 0
 
@@ -205,6 +206,15 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--output-tensor-type", default=None, type=_out_type, metavar="TYPE",
                    help="type of the LM head (output.weight, or token_embd.weight when the head is tied to "
                         "it), any TYPE above; default: as --type, q8_0 for the low-bit types")
+    v.add_argument("--method", default="rtn", choices=("rtn", "gptq"),
+                   help="how low-bit matrices are quantized (default rtn): rtn rounds each group to nearest; "
+                        "gptq minimizes each layer's output error on calibration text (needs --calib)")
+    v.add_argument("--calib", metavar="FILE", default=None, help="calibration text file (UTF-8) for --method gptq")
+    v.add_argument("--calib-windows", type=int, default=None, metavar="N",
+                   help="calibration windows to run (default 128, or what the file holds)")
+    v.add_argument("--calib-ctx", type=int, default=None, metavar="TOKENS",
+                   help="tokens per calibration window (default 512)")
+    v.add_argument("-t", "--threads", type=int, default=None, help="threads of the calibration run")
     v.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     v.set_defaults(func=cmd_convert)
 

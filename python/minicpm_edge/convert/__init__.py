@@ -3,6 +3,8 @@
     from minicpm_edge.convert import convert
     convert("SmolLM2-135M-Instruct/", "smollm2-q8_0.gguf", out_type="q8_0")
     convert("SmolLM2-135M-Instruct.Q4_1.gguf", "smollm2-w4g64.gguf", out_type="w4g64")
+    convert("smollm2-f16.gguf", "smollm2-w4g64-gptq.gguf", out_type="w4g64", method="gptq",
+            calib="wikitext-2-valid.txt")
 
 Supported sources: a Hugging Face directory (config.json, *.safetensors,
 tokenizer files) of LlamaForCausalLM or MiniCPMForCausalLM, or an existing
@@ -13,17 +15,20 @@ docs/FORMAT.md lists what is written.
 from __future__ import annotations
 
 import re
+import tempfile
 from pathlib import Path
 
 from .errors import (CheckpointFormatError, ConfigError, ConvertError, MissingConfigError, MissingTensorError,
                      ShapeMismatchError, SourceNotFoundError, UnexpectedTensorError, UnknownOutTypeError,
                      UnsupportedArchitectureError, UnsupportedTypeError)
 from .gguf_source import is_gguf, retype_gguf
+from .lowbit import LowBitType
 from .hf_convert import ARCHITECTURES, convert_hf
-from .quantize import OUT_TYPES, TYPE_FORMS, parse_out_type, with_head_type
+from .methods import METHODS, parse_method, quantizer
+from .quantize import OUT_TYPES, TYPE_FORMS, OutType, parse_out_type, with_head_type
 
 __all__ = [
-    "convert", "OUT_TYPES", "TYPE_FORMS", "SUPPORTED_ARCHITECTURES", "parse_out_type",
+    "convert", "OUT_TYPES", "TYPE_FORMS", "METHODS", "SUPPORTED_ARCHITECTURES", "parse_out_type",
     "ConvertError", "MissingConfigError", "UnsupportedArchitectureError", "MissingTensorError",
     "UnexpectedTensorError", "ShapeMismatchError", "UnknownOutTypeError", "CheckpointFormatError",
     "ConfigError", "UnsupportedTypeError", "SourceNotFoundError",
@@ -40,34 +45,65 @@ def _default_name(src: Path, out_type: str) -> str:
 
 
 def convert(src: str | Path, out: str | Path, out_type: str = "f16", progress: bool = True,
-            output_tensor_type: str | None = None) -> Path:
+            output_tensor_type: str | None = None, method: str = "rtn", calib: str | Path | None = None,
+            calib_windows: int | None = None, calib_ctx: int | None = None,
+            n_threads: int | None = None) -> Path:
     """Convert ``src`` to a GGUF file and return its path.
 
     src:      Hugging Face checkpoint directory, or a .gguf file to re-type.
     out:      output file, or an existing directory to put ``<name>-<type>.gguf`` in.
     out_type: f32, f16, bf16, q8_0, q4_0 or q4_1 (norms and 1-D tensors stay f32), or a
               low-bit type w{b}g{G} / w{b}g{G}s (b = 1..4 bits, groups of G = 32/64/128
-              inputs, asymmetric / symmetric; RTN) for the decoder-layer matrices, the
+              inputs, asymmetric / symmetric) for the decoder-layer matrices, the
               other matrices then being q8_0 -- see docs/FORMAT.md.
-    progress: show a progress bar over tensors.
+    progress: show progress bars.
     output_tensor_type: type of the LM head (output.weight, or token_embd.weight when
               the head is tied to it), any ``out_type`` name; None keeps the policy's
               choice (``out_type``; q8_0 for the low-bit types).
+    method:   how low-bit matrices are quantized: "rtn" (round to nearest) or "gptq"
+              (needs ``calib``). The ggml types are always encoded as llama.cpp does.
+    calib:    calibration text file for "gptq"; the model runs ``calib_windows``
+              windows (default 128) of ``calib_ctx`` tokens (default 512) of it, or
+              what the file holds, on ``n_threads`` threads.
 
     Raises a ConvertError (a ValueError) subclass for bad input.
     """
     kind = with_head_type(parse_out_type(out_type), output_tensor_type)
+    method = parse_method(method)
     src, out = Path(src), Path(out)
     if not src.exists():
         raise SourceNotFoundError(f"{src}: no such file or directory")
     if out.is_dir():
-        out = out / _default_name(src, kind.name)
+        out = out / _default_name(src, kind.name + ("" if method == "rtn" else f"-{method}"))
     elif not out.parent.is_dir():
         raise ConvertError(f"{out.parent}: output directory does not exist")
-
-    if src.is_dir():
-        return convert_hf(src, out, kind, progress=progress)
-    if not is_gguf(src):
+    if not src.is_dir() and not is_gguf(src):
         raise CheckpointFormatError(
             f"{src}: neither a Hugging Face checkpoint directory nor a GGUF file")
-    return retype_gguf(src, out, kind, progress=progress)
+    if method == "rtn":
+        if calib is not None:
+            raise ConvertError("--calib is only used by the calibrated methods (gptq)")
+        if src.is_dir():
+            return convert_hf(src, out, kind, progress=progress)
+        return retype_gguf(src, out, kind, progress=progress)
+    return _convert_calibrated(src, out, kind, method, calib, calib_windows, calib_ctx, n_threads, progress)
+
+
+def _convert_calibrated(src: Path, out: Path, kind: OutType, method: str, calib, windows, ctx, n_threads,
+                        progress: bool) -> Path:
+    """Calibrate on a float GGUF of ``src`` (``src`` itself, or an F16 conversion of a
+    Hugging Face checkpoint in a temporary file), then re-type it with the method."""
+    from . import calibrate
+    if kind.lowbit is None and not isinstance(kind.head, LowBitType):
+        raise ConvertError(f"method {method} quantizes the low-bit types (w{{b}}g{{G}}[s]); {kind.name} is "
+                           "encoded as llama.cpp does, use --method rtn")
+    if calib is None:
+        raise ConvertError(f"method {method} needs a calibration text file (--calib FILE)")
+    text = calibrate.read_text(calib)
+    with tempfile.TemporaryDirectory(dir=out.parent, prefix=".calib-") as tmp:
+        float_src = src
+        if src.is_dir():
+            float_src = convert_hf(src, Path(tmp) / "float.gguf", OUT_TYPES["f16"], progress=progress)
+        cal = calibrate.capture(float_src, text, n_windows=windows or calibrate.DEFAULT_WINDOWS,
+                                ctx=ctx or calibrate.DEFAULT_CTX, n_threads=n_threads, progress=progress)
+        return retype_gguf(float_src, out, kind, progress=progress, quantize=quantizer(method, cal))

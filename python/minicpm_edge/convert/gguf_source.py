@@ -24,7 +24,7 @@ from gguf import GGMLQuantizationType, GGUFReader, GGUFValueType, GGUFWriter, qu
 from . import lowbit
 from .errors import CheckpointFormatError, UnsupportedTypeError
 from .lowbit import LowBitType
-from .plan import add_type_metadata, lowbit_group, plan_entry
+from .plan import LowBitQuantizer, add_type_metadata, lowbit_group, plan_entry, rtn
 from .quantize import OutType, choose_type, head_tensor
 from .writer import Planned, PlannedTensor, write_gguf
 
@@ -89,7 +89,7 @@ def _float_loader(t, shape: tuple[int, ...]):
     return run
 
 
-def _plan_tensor(src: Path, t, out_type: OutType, head: str) -> Planned:
+def _plan_tensor(src: Path, t, out_type: OutType, head: str, quantize: LowBitQuantizer) -> Planned:
     shape = tuple(int(d) for d in reversed(t.shape.tolist()))  # ggml order -> numpy order
     if t.tensor_type not in _FLOAT_OR_QUANT:
         # integer tensors are data, not weights: keep as they are
@@ -100,17 +100,19 @@ def _plan_tensor(src: Path, t, out_type: OutType, head: str) -> Planned:
     if not _can_decode(t.tensor_type):
         raise UnsupportedTypeError(f"{src}: tensor {t.name} has type {t.tensor_type.name}, "
                                    "which the gguf package cannot decode")
-    return plan_entry(t.name, shape, choice, _float_loader(t, shape))
+    return plan_entry(t.name, shape, choice, _float_loader(t, shape), quantize)
 
 
-def _plan_lowbit(parts: list, fmt: LowBitType, out_type: OutType, head: str) -> Planned:
+def _plan_lowbit(parts: list, fmt: LowBitType, out_type: OutType, head: str,
+                 quantize: LowBitQuantizer) -> Planned:
     """A low-bit matrix of the source (its codes, scale[, min] tensors)."""
     codes = parts[0]
     shape = lowbit.matrix_shape(reversed(codes.shape.tolist()), fmt)
     choice = choose_type(codes.name, shape, out_type, head)
     if choice == fmt:
         return lowbit_group(codes.name, shape, fmt, lambda: tuple(np.asarray(p.data) for p in parts))
-    return plan_entry(codes.name, shape, choice, lambda: lowbit.decode([np.asarray(p.data) for p in parts], fmt))
+    return plan_entry(codes.name, shape, choice, lambda: lowbit.decode([np.asarray(p.data) for p in parts], fmt),
+                      quantize)
 
 
 def _copied_keys(reader: GGUFReader):
@@ -128,7 +130,8 @@ def _copied_keys(reader: GGUFReader):
         yield "general.file_type", None
 
 
-def retype_gguf(src: Path, out: Path, out_type: OutType, progress: bool = True) -> Path:
+def retype_gguf(src: Path, out: Path, out_type: OutType, progress: bool = True,
+                quantize: LowBitQuantizer = rtn) -> Path:
     if src.resolve() == out.resolve():
         raise CheckpointFormatError(f"{out}: output would overwrite the source file")
     reader = open_gguf(src)
@@ -146,9 +149,9 @@ def retype_gguf(src: Path, out: Path, out_type: OutType, progress: bool = True) 
         if t.name in groups:
             fmt = groups[t.name]
             parts = [by_name[n] for n in fmt.part_names(t.name)]
-            plan.append(_plan_lowbit(parts, fmt, out_type, head))
+            plan.append(_plan_lowbit(parts, fmt, out_type, head, quantize))
         elif t.name not in consumed:
-            plan.append(_plan_tensor(src, t, out_type, head))
+            plan.append(_plan_tensor(src, t, out_type, head, quantize))
 
     def add_metadata(w: GGUFWriter) -> None:
         for key, field in _copied_keys(reader):

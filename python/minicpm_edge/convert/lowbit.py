@@ -11,7 +11,7 @@ standard tensors plus a descriptor (DESIGN.md section 3: never an unknown type i
 - ``minicpm_edge.lowbit.X.weight`` = UINT32 [b, G, has_min].
 
 Weights are ``w = d*q + m`` (asymmetric) or ``w = d*(q - (2^b-1)/2)`` (symmetric).
-Only RTN is here; GPTQ/AWQ codes will use the same layout and packing.
+RTN is here; GPTQ (gptq.py) gives codes and params in the same layout.
 """
 from __future__ import annotations
 
@@ -101,51 +101,71 @@ def quantize_rtn(w: np.ndarray, t: LowBitType, what: str = "tensor"
     rounded to binary16 before the codes are computed, so the codes fit the stored
     values; a group with d == 0 gets all-zero codes.
     """
+    g = as_groups(w, t, what)
+    d16, m16 = rtn_params(g, t)
+    check_params(d16, m16, what)
+    return group_codes(g, d16, m16, t).reshape(g.shape[0], -1), d16, m16
+
+
+def as_groups(w: np.ndarray, t: LowBitType, what: str = "tensor") -> np.ndarray:
+    """float32 view [M, K/G, G] of a matrix [M, K] (K a multiple of G)."""
     w = np.asarray(w, dtype=np.float32)
     if w.ndim != 2 or w.shape[1] % t.group:
         raise ConvertError(f"{what}: shape {list(w.shape)} is not a matrix with rows a multiple of {t.group}")
-    rows, cols = w.shape
-    g = w.reshape(rows, cols // t.group, t.group)
-    with np.errstate(over="ignore"):   # a range beyond binary16 becomes inf, reported below
+    return w.reshape(w.shape[0], w.shape[1] // t.group, t.group)
+
+
+def rtn_params(g: np.ndarray, t: LowBitType) -> tuple[np.ndarray, np.ndarray | None]:
+    """binary16 (d, m) of groups g [..., G] that span them exactly: the range for
+    asymmetric groups, the largest magnitude for symmetric ones (m is None)."""
+    with np.errstate(over="ignore"):   # a range beyond binary16 becomes inf, reported by check_params
         if t.symmetric:
-            half = np.float32(t.max_code / 2)
-            d16 = (np.abs(g).max(axis=-1) / half).astype(np.float16)
-            m16 = None
-        else:
-            lo = g.min(axis=-1)
-            d16 = ((g.max(axis=-1) - lo) / np.float32(t.max_code)).astype(np.float16)
-            m16 = lo.astype(np.float16)
+            return (np.abs(g).max(axis=-1) / np.float32(t.max_code / 2)).astype(np.float16), None
+        lo = g.min(axis=-1)
+        return ((g.max(axis=-1) - lo) / np.float32(t.max_code)).astype(np.float16), lo.astype(np.float16)
+
+
+def check_params(d16: np.ndarray, m16: np.ndarray | None, what: str) -> None:
     # NaN/inf weights or a range beyond binary16 would give codes that decode to NaN.
     if not np.isfinite(d16).all() or (m16 is not None and not np.isfinite(m16).all()):
         raise ConvertError(f"{what}: weights are not finite or too large for binary16 group scales")
 
+
+def group_codes(g: np.ndarray, d16: np.ndarray, m16: np.ndarray | None, t: LowBitType) -> np.ndarray:
+    """Nearest codes of groups g [..., G] under binary16 params d16/m16 [...] (a group
+    with d == 0 gets all-zero codes)."""
     zero = d16 == 0
     d = np.where(zero, np.float16(1), d16).astype(np.float32)[..., None]
-    x = np.empty_like(g)
     if t.symmetric:
-        np.divide(g, d, out=x)
-        x += half
+        x = g / d
+        x += np.float32(t.max_code / 2)
     else:
-        np.subtract(g, m16.astype(np.float32)[..., None], out=x)
+        x = g - m16.astype(np.float32)[..., None]
         x /= d
     np.rint(x, out=x)
     np.clip(x, 0, t.max_code, out=x)
     codes = x.astype(np.uint8)
     codes[zero] = 0
-    return codes.reshape(rows, cols), d16, m16
+    return codes
+
+
+def group_values(codes: np.ndarray, d16: np.ndarray, m16: np.ndarray | None, t: LowBitType) -> np.ndarray:
+    """float32 weights of codes [..., G] under d16/m16 [...]: FORMAT.md's w = d*q + m
+    (or d*(q - (2^b-1)/2)), evaluated in f32 with the product first."""
+    q = codes.astype(np.float32)
+    if t.symmetric:
+        q -= np.float32(t.max_code / 2)
+    w = q * np.asarray(d16, dtype=np.float32)[..., None]
+    if m16 is not None:
+        w += np.asarray(m16, dtype=np.float32)[..., None]
+    return w
 
 
 def dequantize(codes: np.ndarray, d: np.ndarray, m: np.ndarray | None, t: LowBitType) -> np.ndarray:
     """codes uint8 [M, K], d/m float16 [M, K/G] -> float32 [M, K], evaluated in f32 with
     the product first, as FORMAT.md states."""
     rows, cols = codes.shape
-    q = codes.reshape(rows, cols // t.group, t.group).astype(np.float32)
-    if t.symmetric:
-        q -= np.float32(t.max_code / 2)
-    w = q * np.asarray(d, dtype=np.float32)[..., None]
-    if m is not None:
-        w += np.asarray(m, dtype=np.float32)[..., None]
-    return w.reshape(rows, cols)
+    return group_values(codes.reshape(rows, cols // t.group, t.group), d, m, t).reshape(rows, cols)
 
 
 # ---- bit packing -----------------------------------------------------------------------------
@@ -183,8 +203,12 @@ def unpack_codes(packed: np.ndarray, bits: int) -> np.ndarray:
 
 
 def encode(w: np.ndarray, t: LowBitType, what: str = "tensor") -> tuple[np.ndarray, ...]:
-    """float [M, K] -> the data of the tensors ``t.parts`` lists, in that order."""
-    codes, d, m = quantize_rtn(w, t, what)
+    """float [M, K] -> the data of the tensors ``t.parts`` lists, in that order (RTN)."""
+    return pack(*quantize_rtn(w, t, what), t)
+
+
+def pack(codes: np.ndarray, d: np.ndarray, m: np.ndarray | None, t: LowBitType) -> tuple[np.ndarray, ...]:
+    """codes [M, K] and group params [M, K/G] (any method's) -> the data of ``t.parts``."""
     out = (pack_codes(codes, t.bits).view(np.int8), d)
     return out + ((m,) if m is not None else ())
 

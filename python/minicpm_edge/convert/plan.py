@@ -23,11 +23,20 @@ def lowbit_group(name: str, shape: Sequence[int], t: LowBitType,
     return PlannedGroup(name, tuple(int(d) for d in shape), t, parts, produce)
 
 
+# How a low-bit matrix is quantized: (name, float values [M, K], type) -> (codes, d, m).
+LowBitQuantizer = Callable[[str, np.ndarray, LowBitType], tuple]
+
+
+def rtn(name: str, w: np.ndarray, t: LowBitType) -> tuple:
+    return lowbit.quantize_rtn(w, t, name)
+
+
 def plan_entry(name: str, shape: Sequence[int], choice: GGMLQuantizationType | LowBitType,
-               load: Callable[[], np.ndarray]) -> Planned:
-    """``load`` returns the tensor's float values (numpy order); ``choice`` comes from choose_type."""
+               load: Callable[[], np.ndarray], quantize: LowBitQuantizer = rtn) -> Planned:
+    """``load`` returns the tensor's float values (numpy order); ``choice`` comes from choose_type;
+    ``quantize`` makes the codes of a low-bit matrix (methods.py: RTN, GPTQ)."""
     if isinstance(choice, LowBitType):
-        return lowbit_group(name, shape, choice, lambda: lowbit.encode(load(), choice, name))
+        return lowbit_group(name, shape, choice, lambda: lowbit.pack(*quantize(name, load(), choice), choice))
     return PlannedTensor(name, tuple(shape), choice, lambda: encode(load(), choice))
 
 

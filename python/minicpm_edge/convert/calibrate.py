@@ -1,0 +1,130 @@
+"""Calibration statistics of a model's linear-layer inputs, captured with this runtime.
+
+The model runs windows of a calibration text; at every linear layer the C++ core shows
+its input to a Python callback (``_core.Model.observe``) and the statistics the PTQ
+methods need are accumulated per (layer, input site):
+
+- H = sum over tokens of x x^T, GPTQ's Hessian (up to the factor 2 it cancels);
+- sum of |x| per channel (AWQ's activation magnitude) and max |x| (SmoothQuant's).
+
+Matrices that multiply the same input share one site: Q/K/V the attention input,
+gate/up the FFN input; O and down have their own. Windows start with BOS when the
+tokenizer adds one, like the perplexity windows.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .errors import ConvertError
+
+# _core.Model.observe's site numbers -> the GGUF tensors (blk.N.<name>.weight) that read them.
+SITE_TENSORS = {0: ("attn_q", "attn_k", "attn_v"), 1: ("attn_output",), 2: ("ffn_gate", "ffn_up"), 3: ("ffn_down",)}
+_TENSOR_SITE = {name: site for site, names in SITE_TENSORS.items() for name in names}
+DEFAULT_WINDOWS = 128
+# 128 x 512 tokens (AWQ's calibration size): SmolLM2-135M w4g64 GPTQ reached PPL 18.49 with
+# 32 x 512 and 18.46 with 128 x 512, while capture costs about 4 ms per token on 2 cores
+# (forward and Hessians), so 128 x 2048 would take 19 minutes for no measurable gain.
+DEFAULT_CTX = 512
+MIN_TOKENS = 16
+
+
+@dataclass
+class InputStats:
+    """Statistics of one input site over the calibration tokens."""
+
+    hessian: np.ndarray          # [K, K] float32, sum of x x^T
+    abs_sum: np.ndarray          # [K] float64, sum of |x|
+    abs_max: np.ndarray          # [K] float32, max of |x|
+    n_tokens: int = 0
+
+    def add(self, x: np.ndarray) -> None:
+        self.hessian += x.T @ x   # numpy takes x.T @ x as one SYRK: half the multiplies
+        a = np.abs(x)
+        self.abs_sum += a.sum(axis=0, dtype=np.float64)
+        np.maximum(self.abs_max, a.max(axis=0), out=self.abs_max)
+        self.n_tokens += x.shape[0]
+
+
+@dataclass
+class Calibration:
+    sites: dict[tuple[int, int], InputStats] = field(default_factory=dict)
+    n_tokens: int = 0
+    n_windows: int = 0
+
+    def for_tensor(self, name: str) -> InputStats | None:
+        """The statistics of the input GGUF tensor ``blk.N.<kind>.weight`` multiplies, None
+        for tensors outside the decoder layers' linear maps."""
+        parts = name.split(".")
+        if len(parts) != 4 or parts[0] != "blk" or parts[3] != "weight" or not parts[1].isdigit():
+            return None
+        site = _TENSOR_SITE.get(parts[2])
+        return None if site is None else self.sites.get((int(parts[1]), site))
+
+
+def read_text(path: str | os.PathLike) -> str:
+    p = Path(path)
+    if not p.is_file():
+        raise ConvertError(f"calibration file {p} does not exist")
+    return p.read_bytes().decode("utf-8", errors="replace")
+
+
+def calibration_windows(ids: list[int], n_windows: int, ctx: int) -> list[list[int]]:
+    """Up to ``n_windows`` windows of ``ctx`` tokens spread evenly over ``ids`` (all of
+    them when the text holds fewer; one shorter window when it holds less than ctx)."""
+    if n_windows < 1 or ctx < MIN_TOKENS:
+        raise ConvertError(f"calibration needs >= 1 window of >= {MIN_TOKENS} tokens "
+                           f"(got {n_windows} x {ctx})")
+    if len(ids) < MIN_TOKENS:
+        raise ConvertError(f"the calibration text has {len(ids)} tokens; at least {MIN_TOKENS} are needed")
+    available = len(ids) // ctx
+    if available == 0:
+        return [list(ids)]
+    starts = np.linspace(0, available - 1, min(n_windows, available)).round().astype(int) * ctx
+    return [list(ids[s:s + ctx]) for s in starts]
+
+
+def capture(model_path: str | os.PathLike, text: str, n_windows: int = DEFAULT_WINDOWS, ctx: int = DEFAULT_CTX,
+            n_threads: int | None = None, progress: bool = True) -> Calibration:
+    """Run windows of ``text`` (calibration_windows) through the model at ``model_path``
+    and accumulate the statistics of every linear input."""
+    from ..model import Model  # the runtime; imported late so the converter loads without it
+
+    model = Model(model_path, n_ctx=int(ctx), n_threads=n_threads, int8_activations=False, kv_cache_type="f32")
+    tok = model.tokenizer
+    add_bos = tok.add_bos and tok.bos_id is not None
+    windows = calibration_windows(model.tokenize(text, add_bos=add_bos), int(n_windows), int(ctx))
+    if add_bos:
+        for w in windows:
+            w[0] = tok.bos_id
+    return capture_tokens(model, windows, progress)
+
+
+def capture_tokens(model, windows: list[list[int]], progress: bool = True) -> Calibration:
+    """Statistics of every linear input of ``model`` (a minicpm_edge.Model, best with
+    exact activations and an f32 KV cache) over token ``windows``, each run from an
+    empty cache."""
+    cal = Calibration()
+
+    def observe(layer: int, site: int, x: np.ndarray) -> None:
+        stats = cal.sites.get((layer, site))
+        if stats is None:
+            k = x.shape[1]
+            stats = cal.sites[(layer, site)] = InputStats(np.zeros((k, k), np.float32), np.zeros(k),
+                                                          np.zeros(k, np.float32))
+        stats.add(x)
+
+    it = windows
+    if progress:
+        from tqdm import tqdm
+        it = tqdm(windows, desc="calibrating", unit="window")
+    for window in it:
+        model.reset()
+        model._core.observe(np.asarray(window, dtype=np.int64), observe)
+        cal.n_tokens += len(window)
+        cal.n_windows += 1
+    model.reset()
+    return cal

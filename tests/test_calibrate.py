@@ -60,6 +60,27 @@ def test_capture_matches_transformers(tiny_models, tmp_path):
     assert model.n_past == 0
 
 
+def test_layer_passes_match_one_capture(tiny_models, tmp_path):
+    """Hessians captured a layer per pass (a small memory budget) are those of one
+    capture of all layers, and the converter's file order runs each pass once."""
+    path = convert(tiny_models / "llama", tmp_path / "f32.gguf", "f32", progress=False)
+    model = Model(path, n_ctx=128, n_threads=2, int8_activations=False, kv_cache_type="f32")
+    windows = calibrate.calibration_windows(model.tokenize(read_raw(WIKI_VALID)[:8000]), 2, 64)
+    whole = calibrate.capture_tokens(model, windows, progress=False)
+    c = model.config
+    one_layer = 4 * (2 * c["n_embd"] ** 2 + (c["n_head"] * c["head_dim"]) ** 2 + c["n_ff"] ** 2)
+    passes = calibrate.LayerPasses(model, windows, max_bytes=one_layer, progress=False)
+    assert [list(p) for p in passes.passes] == [[0], [1]]
+    names = [f"blk.{l}.{k}.weight" for l in range(2) for k in ("attn_q", "attn_k", "attn_v", "attn_output",
+                                                                 "ffn_gate", "ffn_up", "ffn_down")]
+    for name in names:
+        got, ref = passes.for_tensor(name), whole.for_tensor(name)
+        np.testing.assert_array_equal(got.hessian, ref.hessian)
+        np.testing.assert_array_equal(got.abs_max, ref.abs_max)
+    assert passes.runs == 2
+    assert passes.for_tensor("output.weight") is None and passes.for_tensor("blk.7.attn_q.weight") is None
+
+
 def test_calibration_windows():
     ids = list(range(1000))
     w = calibrate.calibration_windows(ids, 4, 100)

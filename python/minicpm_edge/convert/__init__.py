@@ -104,6 +104,10 @@ def _convert_calibrated(src: Path, out: Path, kind: OutType, method: str, calib,
         float_src = src
         if src.is_dir():
             float_src = convert_hf(src, Path(tmp) / "float.gguf", OUT_TYPES["f16"], progress=progress)
+        # Captured lazily, a pass of layers at a time, as the writer reaches them.
         cal = calibrate.capture(float_src, text, n_windows=windows or calibrate.DEFAULT_WINDOWS,
                                 ctx=ctx or calibrate.DEFAULT_CTX, n_threads=n_threads, progress=progress)
-        return retype_gguf(float_src, out, kind, progress=progress, quantize=quantizer(method, cal))
+        try:
+            return retype_gguf(float_src, out, kind, progress=progress, quantize=quantizer(method, cal))
+        finally:
+            del cal   # the calibration model maps the temporary file

@@ -29,6 +29,8 @@ DEFAULT_WINDOWS = 128
 # 32 x 512 and 18.46 with 128 x 512, while capture costs about 4 ms per token on 2 cores
 # (forward and Hessians), so 128 x 2048 would take 19 minutes for no measurable gain.
 DEFAULT_CTX = 512
+# Hessians held at once (one pass of layers); SmolLM2-135M's all fit in 0.4 GB.
+DEFAULT_MAX_BYTES = 2 << 30
 MIN_TOKENS = 16
 
 
@@ -49,20 +51,27 @@ class InputStats:
         self.n_tokens += x.shape[0]
 
 
+def tensor_site(name: str) -> tuple[int, int] | None:
+    """(layer, site) of the input GGUF tensor ``blk.N.<kind>.weight`` multiplies, None for
+    tensors outside the decoder layers' linear maps."""
+    parts = name.split(".")
+    if len(parts) != 4 or parts[0] != "blk" or parts[3] != "weight" or not parts[1].isdigit():
+        return None
+    site = _TENSOR_SITE.get(parts[2])
+    return None if site is None else (int(parts[1]), site)
+
+
 @dataclass
 class Calibration:
+    """Statistics of the sites of some layers (capture_tokens)."""
+
     sites: dict[tuple[int, int], InputStats] = field(default_factory=dict)
     n_tokens: int = 0
     n_windows: int = 0
 
     def for_tensor(self, name: str) -> InputStats | None:
-        """The statistics of the input GGUF tensor ``blk.N.<kind>.weight`` multiplies, None
-        for tensors outside the decoder layers' linear maps."""
-        parts = name.split(".")
-        if len(parts) != 4 or parts[0] != "blk" or parts[3] != "weight" or not parts[1].isdigit():
-            return None
-        site = _TENSOR_SITE.get(parts[2])
-        return None if site is None else self.sites.get((int(parts[1]), site))
+        key = tensor_site(name)
+        return None if key is None else self.sites.get(key)
 
 
 def read_text(path: str | os.PathLike) -> str:
@@ -88,9 +97,10 @@ def calibration_windows(ids: list[int], n_windows: int, ctx: int) -> list[list[i
 
 
 def capture(model_path: str | os.PathLike, text: str, n_windows: int = DEFAULT_WINDOWS, ctx: int = DEFAULT_CTX,
-            n_threads: int | None = None, progress: bool = True) -> Calibration:
-    """Run windows of ``text`` (calibration_windows) through the model at ``model_path``
-    and accumulate the statistics of every linear input."""
+            n_threads: int | None = None, progress: bool = True, max_bytes: int = DEFAULT_MAX_BYTES
+            ) -> "LayerPasses":
+    """Calibration of the model at ``model_path`` on windows of ``text``
+    (calibration_windows), captured lazily in passes of layers (LayerPasses)."""
     from ..model import Model  # the runtime; imported late so the converter loads without it
 
     model = Model(model_path, n_ctx=int(ctx), n_threads=n_threads, int8_activations=False, kv_cache_type="f32")
@@ -100,16 +110,59 @@ def capture(model_path: str | os.PathLike, text: str, n_windows: int = DEFAULT_W
     if add_bos:
         for w in windows:
             w[0] = tok.bos_id
-    return capture_tokens(model, windows, progress)
+    return LayerPasses(model, windows, max_bytes, progress)
 
 
-def capture_tokens(model, windows: list[list[int]], progress: bool = True) -> Calibration:
-    """Statistics of every linear input of ``model`` (a minicpm_edge.Model, best with
-    exact activations and an f32 KV cache) over token ``windows``, each run from an
-    empty cache."""
+class LayerPasses:
+    """Calibration statistics, captured on demand a few layers at a time.
+
+    The Hessians of every layer can outgrow memory (a 1B model with ffn 8192 needs
+    ~5 GB of them), so the layers are split into passes whose Hessians fit in
+    ``max_bytes``; asking for a tensor of another pass runs the windows again and
+    drops the previous pass. The converter asks in file order (layer by layer), so
+    each pass runs once.
+    """
+
+    def __init__(self, model, windows: list[list[int]], max_bytes: int = DEFAULT_MAX_BYTES,
+                 progress: bool = True):
+        self.model, self.windows, self.progress = model, windows, progress
+        c = model.config
+        dims = (c["n_embd"], c["n_head"] * c["head_dim"], c["n_embd"], c["n_ff"])
+        per_layer = sum(4 * d * d for d in dims)
+        per_pass = max(1, int(max_bytes) // per_layer)
+        n = c["n_layer"]
+        self.passes = [range(a, min(a + per_pass, n)) for a in range(0, n, per_pass)]
+        self.n_tokens = sum(len(w) for w in windows)
+        self.n_windows = len(windows)
+        self._current: tuple[int, Calibration] | None = None
+        self.runs = 0
+
+    def for_tensor(self, name: str) -> InputStats | None:
+        key = tensor_site(name)
+        if key is None:
+            return None
+        index = next((i for i, p in enumerate(self.passes) if key[0] in p), None)
+        if index is None:
+            return None
+        if self._current is None or self._current[0] != index:
+            self._current = None   # free the previous pass before the next one fills
+            layers = self.passes[index]
+            cal = capture_tokens(self.model, self.windows, self.progress, layers)
+            self._current = (index, cal)
+            self.runs += 1
+        return self._current[1].sites.get(key)
+
+
+def capture_tokens(model, windows: list[list[int]], progress: bool = True, layers: range | None = None
+                   ) -> Calibration:
+    """Statistics of the linear inputs of ``layers`` (default all) of ``model`` (a
+    minicpm_edge.Model, best with exact activations and an f32 KV cache) over token
+    ``windows``, each run from an empty cache."""
     cal = Calibration()
 
     def observe(layer: int, site: int, x: np.ndarray) -> None:
+        if layers is not None and layer not in layers:
+            return
         stats = cal.sites.get((layer, site))
         if stats is None:
             k = x.shape[1]
@@ -120,7 +173,8 @@ def capture_tokens(model, windows: list[list[int]], progress: bool = True) -> Ca
     it = windows
     if progress:
         from tqdm import tqdm
-        it = tqdm(windows, desc="calibrating", unit="window")
+        what = "" if layers is None else f" layers {layers.start}-{layers.stop - 1}"
+        it = tqdm(windows, desc="calibrating" + what, unit="window", leave=False)
     for window in it:
         model.reset()
         model._core.observe(np.asarray(window, dtype=np.int64), observe)

@@ -12,7 +12,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .calibrate import Calibration
 from .errors import ConvertError
 from .gptq import DAMP, gptq_quantize
 from .group_search import search_params
@@ -42,7 +41,7 @@ def searched(name: str, w: np.ndarray, t: LowBitType) -> tuple:
 
 @dataclass
 class GPTQ:
-    calibration: Calibration
+    calibration: object   # anything with for_tensor(name) -> InputStats | None (calibrate.py)
     damp: float = DAMP
     act_order: bool = True
 
@@ -54,7 +53,7 @@ class GPTQ:
         return gptq_quantize(w, stats.hessian, t, damp=self.damp, act_order=self.act_order, what=name)
 
 
-def quantizer(method: str, calibration: Calibration | None) -> LowBitQuantizer:
+def quantizer(method: str, calibration) -> LowBitQuantizer:
     if method == "rtn":
         return rtn
     if calibration is None:

@@ -1,6 +1,6 @@
-"""`minicpm-edge convert --method gptq` end to end on a tiny checkpoint: the model's
-logits on text it was not calibrated on move less from transformers' (the float
-model) than RTN's do, and the CLI refuses what it cannot do."""
+"""`minicpm-edge convert --method gptq|awq|awq-gptq` end to end on a tiny checkpoint:
+the model's logits on text it was not calibrated on move less from transformers'
+(the float model) than RTN's do, and the CLI refuses what it cannot do."""
 from __future__ import annotations
 
 import subprocess
@@ -22,11 +22,12 @@ def calib_file(tmp_path_factory):
     return p
 
 
-@pytest.mark.parametrize("typ", ["w2g32", "w3g64s"])
-def test_gptq_model_closer_to_float_than_rtn(tiny_models, tmp_path, calib_file, typ):
+@pytest.mark.parametrize("typ,method", [("w2g32", "gptq"), ("w3g64s", "gptq"), ("w2g32", "awq"),
+                                        ("w3g32", "awq-gptq")])
+def test_calibrated_model_closer_to_float_than_rtn(tiny_models, tmp_path, calib_file, typ, method):
     hf = tiny_models / "llama"
     rtn = convert(hf, tmp_path / "rtn.gguf", typ, progress=False)
-    gptq = convert(hf, tmp_path / "gptq.gguf", typ, progress=False, method="gptq", calib=calib_file,
+    gptq = convert(hf, tmp_path / "gptq.gguf", typ, progress=False, method=method, calib=calib_file,
                    calib_windows=8, calib_ctx=128)
     probe = Model(str(rtn), n_ctx=256, n_threads=2)
     ids = probe.tokenize(WIKI_TEST.read_bytes()[:4000].decode("utf-8", "replace"))[:160]
@@ -36,7 +37,7 @@ def test_gptq_model_closer_to_float_than_rtn(tiny_models, tmp_path, calib_file, 
         got = Model(str(path), n_ctx=256, n_threads=2, int8_activations=False).logits(ids)
         return float(np.sqrt(np.mean((got - ref) ** 2)))
     e_rtn, e_gptq = err(rtn), err(gptq)
-    print(f"{typ}: logit RMS error vs transformers, rtn {e_rtn:.4f}, gptq {e_gptq:.4f}")
+    print(f"{typ}: logit RMS error vs transformers, rtn {e_rtn:.4f}, {method} {e_gptq:.4f}")
     assert e_gptq < 0.85 * e_rtn
     # same layout and size as the RTN file: only the codes and params differ
     assert gptq.stat().st_size == rtn.stat().st_size

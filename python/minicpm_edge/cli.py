@@ -206,10 +206,11 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--output-tensor-type", default=None, type=_out_type, metavar="TYPE",
                    help="type of the LM head (output.weight, or token_embd.weight when the head is tied to "
                         "it), any TYPE above; default: as --type, q8_0 for the low-bit types")
-    v.add_argument("--method", default="rtn", choices=("rtn", "gptq"),
+    v.add_argument("--method", default="rtn", choices=("rtn", "gptq", "awq", "awq-gptq"),
                    help="how low-bit matrices are quantized (default rtn): rtn rounds each group to nearest; "
-                        "gptq minimizes each layer's output error on calibration text (needs --calib)")
-    v.add_argument("--calib", metavar="FILE", default=None, help="calibration text file (UTF-8) for --method gptq")
+                        "gptq minimizes each layer's output error on calibration text; awq scales loud input "
+                        "channels up before rounding; awq-gptq does both (the last three need --calib)")
+    v.add_argument("--calib", metavar="FILE", default=None, help="calibration text file (UTF-8) of the calibrated methods")
     v.add_argument("--calib-windows", type=int, default=None, metavar="N",
                    help="calibration windows to run (default 128, or what the file holds)")
     v.add_argument("--calib-ctx", type=int, default=None, metavar="TOKENS",

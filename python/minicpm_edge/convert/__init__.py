@@ -21,7 +21,7 @@ from pathlib import Path
 from .errors import (CheckpointFormatError, ConfigError, ConvertError, MissingConfigError, MissingTensorError,
                      ShapeMismatchError, SourceNotFoundError, UnexpectedTensorError, UnknownOutTypeError,
                      UnsupportedArchitectureError, UnsupportedTypeError)
-from .gguf_source import is_gguf, retype_gguf
+from .gguf_source import float_tensors, is_gguf, retype_gguf
 from .lowbit import LowBitType
 from .hf_convert import ARCHITECTURES, convert_hf
 from .methods import METHODS, parse_method, quantizer
@@ -60,9 +60,11 @@ def convert(src: str | Path, out: str | Path, out_type: str = "f16", progress: b
     output_tensor_type: type of the LM head (output.weight, or token_embd.weight when
               the head is tied to it), any ``out_type`` name; None keeps the policy's
               choice (``out_type``; q8_0 for the low-bit types).
-    method:   how low-bit matrices are quantized: "rtn" (round to nearest) or "gptq"
-              (needs ``calib``). The ggml types are always encoded as llama.cpp does.
-    calib:    calibration text file for "gptq"; the model runs ``calib_windows``
+    method:   how low-bit matrices are quantized: "rtn" (round to nearest), or with
+              calibration (``calib``): "gptq", "awq" (activation-aware scales folded into
+              the norms, weighted group search) or "awq-gptq" (both). The ggml types are
+              always encoded as llama.cpp does.
+    calib:    calibration text file of the calibrated methods; the model runs ``calib_windows``
               windows (default 128) of ``calib_ctx`` tokens (default 512) of it, or
               what the file holds, on ``n_threads`` threads.
 
@@ -82,7 +84,7 @@ def convert(src: str | Path, out: str | Path, out_type: str = "f16", progress: b
             f"{src}: neither a Hugging Face checkpoint directory nor a GGUF file")
     if method == "rtn":
         if calib is not None:
-            raise ConvertError("--calib is only used by the calibrated methods (gptq)")
+            raise ConvertError("--calib is only used by the calibrated methods (gptq, awq, awq-gptq)")
         if src.is_dir():
             return convert_hf(src, out, kind, progress=progress)
         return retype_gguf(src, out, kind, progress=progress)
@@ -108,6 +110,7 @@ def _convert_calibrated(src: Path, out: Path, kind: OutType, method: str, calib,
         cal = calibrate.capture(float_src, text, n_windows=windows or calibrate.DEFAULT_WINDOWS,
                                 ctx=ctx or calibrate.DEFAULT_CTX, n_threads=n_threads, progress=progress)
         try:
-            return retype_gguf(float_src, out, kind, progress=progress, quantize=quantizer(method, cal))
+            quantize, rewrite = quantizer(method, cal, float_tensors(float_src), kind.lowbit or kind.head)
+            return retype_gguf(float_src, out, kind, progress=progress, quantize=quantize, rewrite=rewrite)
         finally:
             del cal   # the calibration model maps the temporary file

@@ -24,7 +24,7 @@ from gguf import GGMLQuantizationType, GGUFReader, GGUFValueType, GGUFWriter, qu
 from . import lowbit
 from .errors import CheckpointFormatError, UnsupportedTypeError
 from .lowbit import LowBitType
-from .plan import LowBitQuantizer, add_type_metadata, lowbit_group, plan_entry, rtn
+from .plan import LowBitQuantizer, Rewrite, add_type_metadata, lowbit_group, plan_entry, rtn
 from .quantize import OutType, choose_type, head_tensor
 from .writer import Planned, PlannedTensor, write_gguf
 
@@ -89,30 +89,54 @@ def _float_loader(t, shape: tuple[int, ...]):
     return run
 
 
-def _plan_tensor(src: Path, t, out_type: OutType, head: str, quantize: LowBitQuantizer) -> Planned:
+def _rewritten(name: str, load, rewrite: Rewrite | None):
+    if rewrite is None or not rewrite.touches(name):
+        return load
+    return lambda: rewrite.apply(name, load())
+
+
+def _plan_tensor(src: Path, t, out_type: OutType, head: str, quantize: LowBitQuantizer,
+                 rewrite: Rewrite | None) -> Planned:
     shape = tuple(int(d) for d in reversed(t.shape.tolist()))  # ggml order -> numpy order
     if t.tensor_type not in _FLOAT_OR_QUANT:
         # integer tensors are data, not weights: keep as they are
         return PlannedTensor(t.name, shape, t.tensor_type, lambda: _raw(t))
     choice = choose_type(t.name, shape, out_type, head)
-    if choice == t.tensor_type:
+    touched = rewrite is not None and rewrite.touches(t.name)
+    if choice == t.tensor_type and not touched:
         return PlannedTensor(t.name, shape, choice, lambda: _raw(t))
     if not _can_decode(t.tensor_type):
         raise UnsupportedTypeError(f"{src}: tensor {t.name} has type {t.tensor_type.name}, "
                                    "which the gguf package cannot decode")
-    return plan_entry(t.name, shape, choice, _float_loader(t, shape), quantize)
+    return plan_entry(t.name, shape, choice, _rewritten(t.name, _float_loader(t, shape), rewrite), quantize)
 
 
 def _plan_lowbit(parts: list, fmt: LowBitType, out_type: OutType, head: str,
-                 quantize: LowBitQuantizer) -> Planned:
+                 quantize: LowBitQuantizer, rewrite: Rewrite | None) -> Planned:
     """A low-bit matrix of the source (its codes, scale[, min] tensors)."""
     codes = parts[0]
     shape = lowbit.matrix_shape(reversed(codes.shape.tolist()), fmt)
     choice = choose_type(codes.name, shape, out_type, head)
-    if choice == fmt:
+    if choice == fmt and not (rewrite is not None and rewrite.touches(codes.name)):
         return lowbit_group(codes.name, shape, fmt, lambda: tuple(np.asarray(p.data) for p in parts))
-    return plan_entry(codes.name, shape, choice, lambda: lowbit.decode([np.asarray(p.data) for p in parts], fmt),
-                      quantize)
+    load = _rewritten(codes.name, lambda: lowbit.decode([np.asarray(p.data) for p in parts], fmt), rewrite)
+    return plan_entry(codes.name, shape, choice, load, quantize)
+
+
+def float_tensors(path: Path):
+    """name -> float32 values (numpy order) of any tensor of a GGUF file, low-bit
+    matrices decoded; for methods that look at other tensors than the one written."""
+    reader = open_gguf(path)
+    groups = lowbit.read_descriptors(reader)
+    by_name = {t.name: t for t in reader.tensors}
+
+    def load(name: str) -> np.ndarray:
+        if name in groups:
+            fmt = groups[name]
+            return lowbit.decode([np.asarray(by_name[n].data) for n in fmt.part_names(name)], fmt)
+        t = by_name[name]
+        return _float_loader(t, tuple(int(d) for d in reversed(t.shape.tolist())))()
+    return load
 
 
 def _copied_keys(reader: GGUFReader):
@@ -131,7 +155,9 @@ def _copied_keys(reader: GGUFReader):
 
 
 def retype_gguf(src: Path, out: Path, out_type: OutType, progress: bool = True,
-                quantize: LowBitQuantizer = rtn) -> Path:
+                quantize: LowBitQuantizer = rtn, rewrite: Rewrite | None = None) -> Path:
+    """``quantize`` makes the codes of low-bit matrices; ``rewrite`` changes the float
+    values of the tensors it touches before they are encoded (AWQ's folded scales)."""
     if src.resolve() == out.resolve():
         raise CheckpointFormatError(f"{out}: output would overwrite the source file")
     reader = open_gguf(src)
@@ -149,9 +175,9 @@ def retype_gguf(src: Path, out: Path, out_type: OutType, progress: bool = True,
         if t.name in groups:
             fmt = groups[t.name]
             parts = [by_name[n] for n in fmt.part_names(t.name)]
-            plan.append(_plan_lowbit(parts, fmt, out_type, head, quantize))
+            plan.append(_plan_lowbit(parts, fmt, out_type, head, quantize, rewrite))
         elif t.name not in consumed:
-            plan.append(_plan_tensor(src, t, out_type, head, quantize))
+            plan.append(_plan_tensor(src, t, out_type, head, quantize, rewrite))
 
     def add_metadata(w: GGUFWriter) -> None:
         for key, field in _copied_keys(reader):

@@ -4,6 +4,9 @@
 - ``gptq``: GPTQ (gptq.py) with the Hessians of a calibration run (calibrate.py);
   matrices the calibration did not see (outside the decoder layers) fall back to a
   plain-weighted group search.
+- ``awq``: AWQ scales (awq.py) folded into the norms and up projections, then each
+  group's params searched with the inputs' energies as weights (AWQ's clip search).
+- ``awq-gptq``: AWQ scales, then GPTQ on the scaled matrices.
 """
 from __future__ import annotations
 
@@ -16,12 +19,11 @@ from .errors import ConvertError
 from .gptq import DAMP, gptq_quantize
 from .group_search import search_params
 from .lowbit import LowBitType, as_groups, check_params, group_codes
-from .plan import LowBitQuantizer, rtn
+from .plan import rtn
 
 log = logging.getLogger(__name__)
 
-METHODS = ("rtn", "gptq")
-CALIBRATED = ("gptq",)
+METHODS = ("rtn", "gptq", "awq", "awq-gptq")
 
 
 def parse_method(name: str) -> str:
@@ -39,9 +41,22 @@ def searched(name: str, w: np.ndarray, t: LowBitType) -> tuple:
     return group_codes(g, d, m, t).reshape(g.shape[0], -1), d, m
 
 
+def weighted_search(name: str, w: np.ndarray, t: LowBitType, h: np.ndarray) -> tuple:
+    """RTN codes under group params searched with weights diag(H) (per input)."""
+    g = as_groups(w, t, name)
+    d, m = search_params(g, t, np.maximum(np.diag(h), 0).reshape(g.shape[1], t.group))
+    check_params(d, m, name)
+    return group_codes(g, d, m, t).reshape(g.shape[0], -1), d, m
+
+
 @dataclass
-class GPTQ:
+class Calibrated:
+    """A calibrated quantizer: GPTQ or the weighted group search, on matrices scaled
+    by ``awq`` (awq.AWQ) when given."""
+
     calibration: object   # anything with for_tensor(name) -> InputStats | None (calibrate.py)
+    gptq: bool = True
+    awq: object = None
     damp: float = DAMP
     act_order: bool = True
 
@@ -50,12 +65,21 @@ class GPTQ:
         if stats is None:
             log.info("%s: no calibration input, group search without GPTQ", name)
             return searched(name, w, t)
-        return gptq_quantize(w, stats.hessian, t, damp=self.damp, act_order=self.act_order, what=name)
+        h = stats.hessian if self.awq is None else self.awq.hessian(name, stats.hessian)
+        if not self.gptq:
+            return weighted_search(name, w, t, h)
+        return gptq_quantize(w, h, t, damp=self.damp, act_order=self.act_order, what=name)
 
 
-def quantizer(method: str, calibration) -> LowBitQuantizer:
+def quantizer(method: str, calibration, load=None, t: LowBitType | None = None):
+    """(quantize, rewrite) of ``method``; ``load`` (name -> float values of the source)
+    and ``t`` (the low-bit type the scales are searched for) are needed by AWQ."""
     if method == "rtn":
-        return rtn
+        return rtn, None
     if calibration is None:
         raise ConvertError(f"method {method} needs calibration data (--calib FILE)")
-    return GPTQ(calibration)
+    if method == "gptq":
+        return Calibrated(calibration), None
+    from .awq import AWQ
+    scales = AWQ(calibration, load, t)
+    return Calibrated(calibration, gptq=method == "awq-gptq", awq=scales), scales

@@ -5,7 +5,7 @@ so a ggml-typed tensor and a low-bit matrix are planned the same way everywhere.
 """
 from __future__ import annotations
 
-from typing import Callable, Iterable, Sequence
+from typing import Callable, Iterable, Protocol, Sequence
 
 import numpy as np
 from gguf import GGMLQuantizationType, GGUFWriter
@@ -25,6 +25,14 @@ def lowbit_group(name: str, shape: Sequence[int], t: LowBitType,
 
 # How a low-bit matrix is quantized: (name, float values [M, K], type) -> (codes, d, m).
 LowBitQuantizer = Callable[[str, np.ndarray, LowBitType], tuple]
+
+
+class Rewrite(Protocol):
+    """A change of float values before encoding (e.g. AWQ scales folded into norms)."""
+
+    def touches(self, name: str) -> bool: ...
+
+    def apply(self, name: str, values: np.ndarray) -> np.ndarray: ...
 
 
 def rtn(name: str, w: np.ndarray, t: LowBitType) -> tuple:

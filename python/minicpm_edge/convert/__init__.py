@@ -109,8 +109,10 @@ def _convert_calibrated(src: Path, out: Path, kind: OutType, method: str, calib,
         # Captured lazily, a pass of layers at a time, as the writer reaches them.
         cal = calibrate.capture(float_src, text, n_windows=windows or calibrate.DEFAULT_WINDOWS,
                                 ctx=ctx or calibrate.DEFAULT_CTX, n_threads=n_threads, progress=progress)
+        quantize, rewrite = quantizer(method, cal, float_tensors(float_src), kind.lowbit or kind.head)
         try:
-            quantize, rewrite = quantizer(method, cal, float_tensors(float_src), kind.lowbit or kind.head)
             return retype_gguf(float_src, out, kind, progress=progress, quantize=quantize, rewrite=rewrite)
         finally:
-            del cal   # the calibration model maps the temporary file
+            # They map the temporary file (the calibration model, the float reader);
+            # release them before the directory is removed.
+            del cal, quantize, rewrite

@@ -35,8 +35,8 @@ def test_awq_scales_lower_output_error(typ):
     rng = np.random.default_rng(5)
     k = 256
     w = rng.standard_normal((48, k)).astype(np.float32)
-    calib, held_out = loud_inputs(rng, 1500, k), None
-    held_out, calib = calib[1000:], calib[:1000]
+    x = loud_inputs(rng, 1500, k)
+    calib, held_out = x[:1000], x[1000:]
     t = lowbit.parse_lowbit(typ)
     s, alpha = awq.search_scales([w], calib.T @ calib, np.abs(calib).mean(0), t)
     assert alpha > 0

@@ -109,9 +109,8 @@ def test_gptq_lowers_output_error_vs_rtn(typ):
     rng = np.random.default_rng(7)
     k = 512
     w = rng.standard_normal((64, k)).astype(np.float32)
-    calib, held_out = correlated_inputs(rng, 2000, k), None
-    held_out = calib[1000:]
-    calib = calib[:1000]
+    x = correlated_inputs(rng, 2000, k)
+    calib, held_out = x[:1000], x[1000:]
     t = lowbit.parse_lowbit(typ)
     rtn = lowbit.dequantize(*lowbit.quantize_rtn(w, t), t)
     h = calib.T.astype(np.float64) @ calib

@@ -1,4 +1,4 @@
-"""`minicpm-edge` command line: run, chat, convert, perplexity, info, bench."""
+"""`minicpm-edge` command line: run, chat, convert, perplexity, quant-report, info, bench."""
 from __future__ import annotations
 
 import argparse
@@ -85,6 +85,17 @@ def cmd_convert(a) -> int:
                   progress=not a.quiet, method=a.method, calib=a.calib, calib_windows=a.calib_windows,
                   calib_ctx=a.calib_ctx, n_threads=a.threads)
     print(f"wrote {out} ({Path(out).stat().st_size / 2**20:.1f} MiB)", file=sys.stderr)
+    return 0
+
+
+def cmd_quant_report(a) -> int:
+    from . import quant_report
+    peers = tuple(quant_report.parse_peer(p) for p in a.peer)
+    split = lambda text: [x.strip() for x in text.split(",") if x.strip()]   # noqa: E731
+    quant_report.run(Path(a.model), Path(a.calib), Path(a.eval), Path(a.output), split(a.types), split(a.methods),
+                     ctx=a.ctx, chunks=a.chunks or None, calib_windows=a.calib_windows, calib_ctx=a.calib_ctx,
+                     n_threads=a.threads, peers=peers, progress=not a.quiet)
+    print(f"wrote {Path(a.output) / 'report.md'}", file=sys.stderr)
     return 0
 
 
@@ -231,6 +242,23 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("-m", "--model")
     i.add_argument("--tensors", action="store_true", help="list every tensor")
     i.set_defaults(func=cmd_info)
+
+    r = sub.add_parser("quant-report", help="quantize a model several ways; table and plot of size vs perplexity")
+    r.add_argument("-m", "--model", required=True, help="source: Hugging Face directory or GGUF file (float)")
+    r.add_argument("--calib", required=True, metavar="FILE", help="calibration text (e.g. wikitext-2 valid)")
+    r.add_argument("--eval", required=True, metavar="FILE", help="evaluation text (e.g. wikitext-2 test)")
+    r.add_argument("-o", "--output", default="quant-report", help="directory for the files and the report")
+    r.add_argument("--types", default="w4g64,w3g64,w2g64", help="comma-separated --type values")
+    r.add_argument("--methods", default="rtn,gptq", help="comma-separated methods (rtn, gptq, awq, awq-gptq)")
+    r.add_argument("-c", "--ctx", type=int, default=2048, help="perplexity window (default 2048)")
+    r.add_argument("--chunks", type=int, default=20, help="perplexity windows (default 20; 0 = all)")
+    r.add_argument("--calib-windows", type=int, default=None, metavar="N")
+    r.add_argument("--calib-ctx", type=int, default=None, metavar="TOKENS")
+    r.add_argument("--peer", action="append", default=[], metavar="LABEL:MIB:PPL",
+                   help="a point to draw beside ours, e.g. 'llama.cpp Q4_0:87.5:22.12' (repeatable)")
+    r.add_argument("-t", "--threads", type=int, default=None)
+    r.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    r.set_defaults(func=cmd_quant_report)
 
     from .bench import add_arguments as add_bench_arguments
     b = sub.add_parser("bench", help="prefill and decode tokens/s, measured as llama-bench does")

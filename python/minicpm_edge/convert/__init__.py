@@ -47,7 +47,7 @@ def _default_name(src: Path, out_type: str) -> str:
 def convert(src: str | Path, out: str | Path, out_type: str = "f16", progress: bool = True,
             output_tensor_type: str | None = None, method: str = "rtn", calib: str | Path | None = None,
             calib_windows: int | None = None, calib_ctx: int | None = None,
-            n_threads: int | None = None) -> Path:
+            n_threads: int | None = None, calibration=None) -> Path:
     """Convert ``src`` to a GGUF file and return its path.
 
     src:      Hugging Face checkpoint directory, or a .gguf file to re-type.
@@ -67,6 +67,8 @@ def convert(src: str | Path, out: str | Path, out_type: str = "f16", progress: b
     calib:    calibration text file of the calibrated methods; the model runs ``calib_windows``
               windows (default 128) of ``calib_ctx`` tokens (default 512) of it, or
               what the file holds, on ``n_threads`` threads.
+    calibration: a calibration of this GGUF ``src`` made by calibrate.capture, to share
+              one run among several conversions (``calib`` is then not read).
 
     Raises a ConvertError (a ValueError) subclass for bad input.
     """
@@ -88,17 +90,23 @@ def convert(src: str | Path, out: str | Path, out_type: str = "f16", progress: b
         if src.is_dir():
             return convert_hf(src, out, kind, progress=progress)
         return retype_gguf(src, out, kind, progress=progress)
-    return _convert_calibrated(src, out, kind, method, calib, calib_windows, calib_ctx, n_threads, progress)
+    return _convert_calibrated(src, out, kind, method, calib, calib_windows, calib_ctx, n_threads, progress,
+                               calibration)
 
 
 def _convert_calibrated(src: Path, out: Path, kind: OutType, method: str, calib, windows, ctx, n_threads,
-                        progress: bool) -> Path:
+                        progress: bool, cal=None) -> Path:
     """Calibrate on a float GGUF of ``src`` (``src`` itself, or an F16 conversion of a
     Hugging Face checkpoint in a temporary file), then re-type it with the method."""
     from . import calibrate
     if kind.lowbit is None and not isinstance(kind.head, LowBitType):
         raise ConvertError(f"method {method} quantizes the low-bit types (w{{b}}g{{G}}[s]); {kind.name} is "
                            "encoded as llama.cpp does, use --method rtn")
+    if cal is not None:
+        if src.is_dir():
+            raise ConvertError("a shared calibration needs a GGUF source (convert the checkpoint to f16 first)")
+        quantize, rewrite = quantizer(method, cal, float_tensors(src), kind.lowbit or kind.head)
+        return retype_gguf(src, out, kind, progress=progress, quantize=quantize, rewrite=rewrite)
     if calib is None:
         raise ConvertError(f"method {method} needs a calibration text file (--calib FILE)")
     text = calibrate.read_text(calib)

@@ -289,7 +289,7 @@ def test_rtn_single_matrix(typ):
     w[4, :group] = 0.0            # all zero: d = 0 either way
     w[5, group:2 * group] += 40   # group far from zero: m's binary16 rounding matters
     t = parse_out_type(typ).lowbit
-    parts = lowbit.encode(w, t)
+    parts = lowbit.pack(*lowbit.quantize_rtn(w, t, "tensor"), t)
     assert len(parts) == (2 if sym else 3)
     codes = spec_unpack(np.asarray(parts[0]).view(np.uint8), bits)
     d = np.asarray(parts[1])
@@ -306,10 +306,10 @@ def test_rtn_rejects_non_finite():
     w = np.ones((2, 64), np.float32)
     w[1, 5] = np.nan
     with pytest.raises(ConvertError, match="finite"):
-        lowbit.encode(w, t, "x")
+        lowbit.quantize_rtn(w, t, "x")
     w[1, 5] = 1e9   # range beyond binary16 scales
     with pytest.raises(ConvertError):
-        lowbit.encode(w, t, "x")
+        lowbit.quantize_rtn(w, t, "x")
 
 
 # ---- HF checkpoints -------------------------------------------------------------------------

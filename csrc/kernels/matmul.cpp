@@ -136,11 +136,6 @@ void matmul_panel16_rows(const Weight& w, const float* x, int64_t n_tok, float* 
   });
 }
 
-// Low-bit weights by table lookup (kernels/lut_layout.h): each token's tables
-// are built once and shared by every matrix of the call (Q/K/V, gate/up:
-// T-MAC's table sharing, extended across the projections that read the same
-// input); tasks are runs of 16-row tiles, every tile meeting all tokens
-// while it is in L1.
 // The 16-row tiles of several low-bit matrices numbered as one sequence, so a
 // parallel loop can split them all at once.
 struct TileIndex {
@@ -163,6 +158,11 @@ struct TileIndex {
   }
 };
 
+// Low-bit weights by table lookup (kernels/lut_layout.h): each token's tables
+// are built once and shared by every matrix of the call (Q/K/V, gate/up:
+// T-MAC's table sharing, extended across the projections that read the same
+// input); tasks are runs of 16-row tiles, every tile meeting all tokens
+// while it is in L1.
 void matmul_lut(const MatmulTarget* targets, int n, const float* x, int64_t n_tok, ThreadPool& pool,
                 std::vector<uint8_t>& act_buf) {
   const KernelTable& kt = kernels();

@@ -61,7 +61,6 @@ class Model {
   // attention output (O), the FFN input (gate/up) and the down projection's
   // input. Matrices that share an input share one site.
   enum class LinearInput { AttnIn = 0, AttnOut = 1, FfnIn = 2, FfnDownIn = 3 };
-  static constexpr int kLinearInputs = 4;
   // x is [n_tokens, dim] row-major and valid only during the call.
   using InputObserver = std::function<void(int layer, LinearInput site, const float* x, int n_tokens, int dim)>;
   // Appends tokens like eval, computing no logits, and shows every linear

@@ -102,21 +102,19 @@ def _convert_calibrated(src: Path, out: Path, kind: OutType, method: str, calib,
     if kind.lowbit is None and not isinstance(kind.head, LowBitType):
         raise ConvertError(f"method {method} quantizes the low-bit types (w{{b}}g{{G}}[s]); {kind.name} is "
                            "encoded as llama.cpp does, use --method rtn")
-    if cal is not None:
-        if src.is_dir():
-            raise ConvertError("a shared calibration needs a GGUF source (convert the checkpoint to f16 first)")
-        quantize, rewrite = quantizer(method, cal, float_tensors(src), kind.lowbit or kind.head)
-        return retype_gguf(src, out, kind, progress=progress, quantize=quantize, rewrite=rewrite)
-    if calib is None:
+    if cal is not None and src.is_dir():
+        raise ConvertError("a shared calibration needs a GGUF source (convert the checkpoint to f16 first)")
+    if cal is None and calib is None:
         raise ConvertError(f"method {method} needs a calibration text file (--calib FILE)")
-    text = calibrate.read_text(calib)
+    text = calibrate.read_text(calib) if cal is None else None
     with tempfile.TemporaryDirectory(dir=out.parent, prefix=".calib-") as tmp:
         float_src = src
         if src.is_dir():
             float_src = convert_hf(src, Path(tmp) / "float.gguf", OUT_TYPES["f16"], progress=progress)
-        # Captured lazily, a pass of layers at a time, as the writer reaches them.
-        cal = calibrate.capture(float_src, text, n_windows=windows or calibrate.DEFAULT_WINDOWS,
-                                ctx=ctx or calibrate.DEFAULT_CTX, n_threads=n_threads, progress=progress)
+        if cal is None:
+            # Captured lazily, a pass of layers at a time, as the writer reaches them.
+            cal = calibrate.capture(float_src, text, n_windows=windows or calibrate.DEFAULT_WINDOWS,
+                                    ctx=ctx or calibrate.DEFAULT_CTX, n_threads=n_threads, progress=progress)
         quantize, rewrite = quantizer(method, cal, float_tensors(float_src), kind.lowbit or kind.head)
         try:
             return retype_gguf(float_src, out, kind, progress=progress, quantize=quantize, rewrite=rewrite)

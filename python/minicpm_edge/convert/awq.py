@@ -26,13 +26,12 @@ from typing import Callable
 
 import numpy as np
 
+from .calibrate import SITE_TENSORS, layer_tensor, tensor_site
 from .lowbit import LowBitType, as_groups, group_codes, group_values, rtn_params
 
 ALPHAS = tuple(i / 20 for i in range(20))
-# site of calibrate.py -> (the operation before it, the matrices reading it)
-SITES = {0: ("attn_norm", ("attn_q", "attn_k", "attn_v")), 2: ("ffn_norm", ("ffn_gate", "ffn_up")),
-         3: ("ffn_up", ("ffn_down",))}
-_READERS = {m: site for site, (_, mats) in SITES.items() for m in mats}
+# The sites of calibrate.py that take scales -> the operation whose output feeds them.
+FED_BY = {0: "attn_norm", 2: "ffn_norm", 3: "ffn_up"}
 
 
 def rtn_values(w: np.ndarray, t: LowBitType) -> np.ndarray:
@@ -67,13 +66,6 @@ def search_scales(ws: list[np.ndarray], h: np.ndarray, mean_abs: np.ndarray, t: 
     return best[1], best[2]
 
 
-def _parse(name: str) -> tuple[int, str] | None:
-    parts = name.split(".")
-    if len(parts) != 4 or parts[0] != "blk" or parts[3] != "weight" or not parts[1].isdigit():
-        return None
-    return int(parts[1]), parts[2]
-
-
 class AWQ:
     """Scales of every layer, found on first use from ``calibration`` (anything with
     for_tensor) and the float tensors ``load`` returns; a converter Rewrite."""
@@ -86,8 +78,8 @@ class AWQ:
     def scales(self, layer: int) -> dict[int, np.ndarray]:
         if layer not in self._scales:
             found = {}
-            for site, (_, mats) in SITES.items():
-                names = [f"blk.{layer}.{m}.weight" for m in mats]
+            for site in FED_BY:
+                names = [f"blk.{layer}.{m}.weight" for m in SITE_TENSORS[site]]
                 stats = self.calibration.for_tensor(names[0])
                 ws = [self.load(n) for n in names]
                 if stats is None or stats.n_tokens == 0 or any(not self.t.fits(w.shape) for w in ws):
@@ -98,26 +90,25 @@ class AWQ:
         return self._scales[layer]
 
     def touches(self, name: str) -> bool:
-        p = _parse(name)
-        return p is not None and (p[1] in _READERS or any(p[1] == prev for prev, _ in SITES.values()))
+        key, p = tensor_site(name), layer_tensor(name)
+        return (key is not None and key[1] in FED_BY) or (p is not None and p[1] in FED_BY.values())
 
     def apply(self, name: str, values: np.ndarray) -> np.ndarray:
-        layer, kind = _parse(name)
+        layer, kind = layer_tensor(name)
         sc = self.scales(layer)
         v = np.asarray(values, np.float32)
-        site = _READERS.get(kind)
-        if site in sc:
-            v = v * sc[site][None, :]               # the matrix's input columns
-        for prev_site, (prev, _) in SITES.items():
-            if kind == prev and prev_site in sc:    # the operation feeding the site
-                v = v / (sc[prev_site] if v.ndim == 1 else sc[prev_site][:, None])
+        key = tensor_site(name)
+        if key is not None and key[1] in sc:
+            v = v * sc[key[1]][None, :]             # the matrix's input columns
+        for site, feeder in FED_BY.items():
+            if kind == feeder and site in sc:       # the operation feeding the site
+                v = v / (sc[site] if v.ndim == 1 else sc[site][:, None])
         return v
 
     def hessian(self, name: str, h: np.ndarray) -> np.ndarray:
         """The Hessian of the scaled input of matrix ``name``."""
-        p = _parse(name)
-        site = _READERS.get(p[1]) if p else None
-        s = self.scales(p[0]).get(site) if site is not None else None
+        key = tensor_site(name)
+        s = None if key is None else self.scales(key[0]).get(key[1])
         if s is None:
             return h
         inv = (1.0 / s).astype(np.float32)

@@ -51,14 +51,20 @@ class InputStats:
         self.n_tokens += x.shape[0]
 
 
-def tensor_site(name: str) -> tuple[int, int] | None:
-    """(layer, site) of the input GGUF tensor ``blk.N.<kind>.weight`` multiplies, None for
-    tensors outside the decoder layers' linear maps."""
+def layer_tensor(name: str) -> tuple[int, str] | None:
+    """(N, kind) of a decoder-layer weight ``blk.N.<kind>.weight``, None for other tensors."""
     parts = name.split(".")
     if len(parts) != 4 or parts[0] != "blk" or parts[3] != "weight" or not parts[1].isdigit():
         return None
-    site = _TENSOR_SITE.get(parts[2])
-    return None if site is None else (int(parts[1]), site)
+    return int(parts[1]), parts[2]
+
+
+def tensor_site(name: str) -> tuple[int, int] | None:
+    """(layer, site) of the input GGUF tensor ``blk.N.<kind>.weight`` multiplies, None for
+    tensors outside the decoder layers' linear maps."""
+    p = layer_tensor(name)
+    site = None if p is None else _TENSOR_SITE.get(p[1])
+    return None if site is None else (p[0], site)
 
 
 @dataclass

@@ -89,8 +89,12 @@ def _float_loader(t, shape: tuple[int, ...]):
     return run
 
 
+def _touches(rewrite: Rewrite | None, name: str) -> bool:
+    return rewrite is not None and rewrite.touches(name)
+
+
 def _rewritten(name: str, load, rewrite: Rewrite | None):
-    if rewrite is None or not rewrite.touches(name):
+    if not _touches(rewrite, name):
         return load
     return lambda: rewrite.apply(name, load())
 
@@ -102,7 +106,7 @@ def _plan_tensor(src: Path, t, out_type: OutType, head: str, quantize: LowBitQua
         # integer tensors are data, not weights: keep as they are
         return PlannedTensor(t.name, shape, t.tensor_type, lambda: _raw(t))
     choice = choose_type(t.name, shape, out_type, head)
-    touched = rewrite is not None and rewrite.touches(t.name)
+    touched = _touches(rewrite, t.name)
     if choice == t.tensor_type and not touched:
         return PlannedTensor(t.name, shape, choice, lambda: _raw(t))
     if not _can_decode(t.tensor_type):
@@ -117,7 +121,7 @@ def _plan_lowbit(parts: list, fmt: LowBitType, out_type: OutType, head: str,
     codes = parts[0]
     shape = lowbit.matrix_shape(reversed(codes.shape.tolist()), fmt)
     choice = choose_type(codes.name, shape, out_type, head)
-    if choice == fmt and not (rewrite is not None and rewrite.touches(codes.name)):
+    if choice == fmt and not _touches(rewrite, codes.name):
         return lowbit_group(codes.name, shape, fmt, lambda: tuple(np.asarray(p.data) for p in parts))
     load = _rewritten(codes.name, lambda: lowbit.decode([np.asarray(p.data) for p in parts], fmt), rewrite)
     return plan_entry(codes.name, shape, choice, load, quantize)

@@ -202,11 +202,6 @@ def unpack_codes(packed: np.ndarray, bits: int) -> np.ndarray:
     return out.reshape(rows, -1)
 
 
-def encode(w: np.ndarray, t: LowBitType, what: str = "tensor") -> tuple[np.ndarray, ...]:
-    """float [M, K] -> the data of the tensors ``t.parts`` lists, in that order (RTN)."""
-    return pack(*quantize_rtn(w, t, what), t)
-
-
 def pack(codes: np.ndarray, d: np.ndarray, m: np.ndarray | None, t: LowBitType) -> tuple[np.ndarray, ...]:
     """codes [M, K] and group params [M, K/G] (any method's) -> the data of ``t.parts``."""
     out = (pack_codes(codes, t.bits).view(np.int8), d)

@@ -33,18 +33,12 @@ def parse_method(name: str) -> str:
     return key
 
 
-def searched(name: str, w: np.ndarray, t: LowBitType) -> tuple:
-    """RTN codes under searched (unweighted) group params."""
+def searched(name: str, w: np.ndarray, t: LowBitType, h: np.ndarray | None = None) -> tuple:
+    """RTN codes under searched group params, each input weighted by diag(``h``) when a
+    Hessian is given (AWQ's clip search) and equally otherwise."""
     g = as_groups(w, t, name)
-    d, m = search_params(g, t)
-    check_params(d, m, name)
-    return group_codes(g, d, m, t).reshape(g.shape[0], -1), d, m
-
-
-def weighted_search(name: str, w: np.ndarray, t: LowBitType, h: np.ndarray) -> tuple:
-    """RTN codes under group params searched with weights diag(H) (per input)."""
-    g = as_groups(w, t, name)
-    d, m = search_params(g, t, np.maximum(np.diag(h), 0).reshape(g.shape[1], t.group))
+    weight = None if h is None else np.maximum(np.diag(h), 0).reshape(g.shape[1], t.group)
+    d, m = search_params(g, t, weight)
     check_params(d, m, name)
     return group_codes(g, d, m, t).reshape(g.shape[0], -1), d, m
 
@@ -67,7 +61,7 @@ class Calibrated:
             return searched(name, w, t)
         h = stats.hessian if self.awq is None else self.awq.hessian(name, stats.hessian)
         if not self.gptq:
-            return weighted_search(name, w, t, h)
+            return searched(name, w, t, h)
         return gptq_quantize(w, h, t, damp=self.damp, act_order=self.act_order, what=name)
 
 

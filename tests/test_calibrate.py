@@ -11,8 +11,8 @@ from minicpm_edge.convert import ConvertError, calibrate, convert
 
 
 def transformers_linear_inputs(hf_dir, windows):
-    """Per (layer, site): the rows of every input q_proj, o_proj, gate_proj and
-    down_proj receive, over all windows."""
+    """Per (layer, site): the rows of every input q_proj, o_proj, gate_proj, down_proj
+    and the LM head (under calibrate's head key) receive, over all windows."""
     import torch
     from transformers import LlamaForCausalLM
 
@@ -26,6 +26,10 @@ def transformers_linear_inputs(hf_dir, windows):
             def hook(_m, args, key=(l, site)):
                 seen.setdefault(key, []).append(args[0][0].double().numpy())
             hooks.append(mod.register_forward_pre_hook(hook))
+
+    def head_hook(_m, args):
+        seen.setdefault((calibrate.HEAD_LAYER, calibrate.HEAD_SITE), []).append(args[0][0].double().numpy())
+    hooks.append(model.lm_head.register_forward_pre_hook(head_hook))
     with torch.no_grad():
         for w in windows:
             model(torch.tensor([w]))
@@ -55,7 +59,9 @@ def test_capture_matches_transformers(tiny_models, tmp_path):
     assert cal.for_tensor("blk.1.attn_k.weight") is cal.sites[(1, 0)]
     assert cal.for_tensor("blk.0.ffn_down.weight") is cal.sites[(0, 3)]
     assert cal.for_tensor("blk.0.attn_output.weight") is cal.sites[(0, 1)]
-    assert cal.for_tensor("output.weight") is None and cal.for_tensor("blk.0.attn_norm.weight") is None
+    head = cal.sites[(calibrate.HEAD_LAYER, calibrate.HEAD_SITE)]
+    assert cal.for_tensor("output.weight") is head and cal.for_tensor("token_embd.weight") is head
+    assert cal.for_tensor("blk.0.attn_norm.weight") is None and cal.for_tensor("output_norm.weight") is None
     # the model is usable afterwards and its cache is empty
     assert model.n_past == 0
 
@@ -73,12 +79,13 @@ def test_layer_passes_match_one_capture(tiny_models, tmp_path):
     assert [list(p) for p in passes.passes] == [[0], [1]]
     names = [f"blk.{l}.{k}.weight" for l in range(2) for k in ("attn_q", "attn_k", "attn_v", "attn_output",
                                                                  "ffn_gate", "ffn_up", "ffn_down")]
+    names.append("output.weight")   # the head's input, taken by the last pass
     for name in names:
         got, ref = passes.for_tensor(name), whole.for_tensor(name)
         np.testing.assert_array_equal(got.hessian, ref.hessian)
         np.testing.assert_array_equal(got.abs_max, ref.abs_max)
     assert passes.runs == 2
-    assert passes.for_tensor("output.weight") is None and passes.for_tensor("blk.7.attn_q.weight") is None
+    assert passes.for_tensor("blk.7.attn_q.weight") is None and passes.for_tensor("output_norm.weight") is None
 
 
 def test_calibration_windows():

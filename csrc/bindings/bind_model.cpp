@@ -135,7 +135,8 @@ void register_model(py::module_& m) {
           [](Model& mdl, const py::object& tokens, const py::function& fn) {
             // Calibration capture: fn(layer, site, x) for every linear input,
             // x a fresh float32 [n_tokens, dim] array (site: 0 attention input,
-            // 1 attention output, 2 FFN input, 3 down projection input).
+            // 1 attention output, 2 FFN input, 3 down projection input, 4 the LM
+            // head's input, shown with layer = n_layer).
             std::vector<int32_t> toks = to_tokens(tokens);
             if (toks.empty()) throw ArgumentError("observe needs at least one token");
             py::gil_scoped_release nogil;

@@ -185,17 +185,25 @@ void Model::forward_batch(const int32_t* tokens, int n, int pos0, int first_logi
     });
   }
 
-  // Logits only for the positions the caller asked for.
-  const int t_first = std::max(0, first_logit - index0);
-  if (t_first >= n) return;
   const float inv_logit_scale = 1.0f / cfg_.logit_scale;
-  for (int t0 = t_first; t0 < n; t0 += kLogitRows) {
-    const int cnt = std::min(kLogitRows, n - t0);
+  auto head_input = [&](int t0, int cnt) {
     pool.parallel_for(cnt, [&](int64_t i, int) {
       float* xt = xn_.data() + i * E;
       op.rmsnorm(x_.data() + (t0 + i) * E, w_.output_norm.data(), xt, E, eps);
       if (inv_logit_scale != 1.0f) op.scale(xt, inv_logit_scale, E);
     });
+  };
+  if (observer_) {
+    head_input(0, n);
+    show(cfg_.n_layer, LinearInput::HeadIn, xn_.data(), n, E);
+  }
+
+  // Logits only for the positions the caller asked for.
+  const int t_first = std::max(0, first_logit - index0);
+  if (t_first >= n) return;
+  for (int t0 = t_first; t0 < n; t0 += kLogitRows) {
+    const int cnt = std::min(kLogitRows, n - t0);
+    head_input(t0, cnt);
     matmul(w_.output, xn_.data(), cnt, logits_.data(), pool, act_, prec);
     for (int i = 0; i < cnt; ++i) on_logits(index0 + t0 + i, logits_.data() + size_t(i) * cfg_.n_vocab);
   }

@@ -59,8 +59,10 @@ class Model {
   // The activations a layer's matrices multiply, for calibration (GPTQ's
   // Hessians, AWQ's channel magnitudes): the attention input (Q/K/V), the
   // attention output (O), the FFN input (gate/up) and the down projection's
-  // input. Matrices that share an input share one site.
-  enum class LinearInput { AttnIn = 0, AttnOut = 1, FfnIn = 2, FfnDownIn = 3 };
+  // input; HeadIn, the LM head's input (the final norm's output, over the
+  // logit scale), is shown once per batch with layer = n_layer. Matrices that
+  // share an input share one site.
+  enum class LinearInput { AttnIn = 0, AttnOut = 1, FfnIn = 2, FfnDownIn = 3, HeadIn = 4 };
   // x is [n_tokens, dim] row-major and valid only during the call.
   using InputObserver = std::function<void(int layer, LinearInput site, const float* x, int n_tokens, int dim)>;
   // Appends tokens like eval, computing no logits, and shows every linear

@@ -83,8 +83,11 @@ def cmd_convert(a) -> int:
     from .convert import convert
     out = convert(a.source, a.output, out_type=a.type, output_tensor_type=a.output_tensor_type,
                   progress=not a.quiet, method=a.method, calib=a.calib, calib_windows=a.calib_windows,
-                  calib_ctx=a.calib_ctx, n_threads=a.threads)
+                  calib_ctx=a.calib_ctx, n_threads=a.threads, target_size=a.target_size, bpw=a.bpw)
     print(f"wrote {out} ({Path(out).stat().st_size / 2**20:.1f} MiB)", file=sys.stderr)
+    if a.target_size is not None or a.bpw is not None:
+        from .convert.budget import describe
+        print(f"types: {describe(Path(out))}", file=sys.stderr)
     return 0
 
 
@@ -221,7 +224,17 @@ def build_parser() -> argparse.ArgumentParser:
                    help="how low-bit matrices are quantized (default rtn): rtn rounds each group to nearest; "
                         "gptq minimizes each layer's output error on calibration text; awq scales loud input "
                         "channels up before rounding; awq-gptq does both (the last three need --calib)")
-    v.add_argument("--calib", metavar="FILE", default=None, help="calibration text file (UTF-8) of the calibrated methods")
+    budget = v.add_mutually_exclusive_group()
+    budget.add_argument("--target-size", metavar="SIZE", default=None,
+                        help="mixed precision: the file size to fit (e.g. 88MiB, 90MB, 1.5G); each decoder-layer "
+                             "matrix and the LM head get the type among w2g64, w3g64, w4g64, w4g32, q8_0 (and f16 "
+                             "for the head) that keeps the summed output error least; needs a low-bit --type")
+    budget.add_argument("--bpw", type=float, default=None, metavar="B",
+                        help="mixed precision as --target-size, with the budget given as bits per weight over "
+                             "all tensors")
+    v.add_argument("--calib", metavar="FILE", default=None,
+                   help="calibration text file (UTF-8) of the calibrated methods; with rtn and a budget, it "
+                        "weighs the errors the budget compares")
     v.add_argument("--calib-windows", type=int, default=None, metavar="N",
                    help="calibration windows to run (default 128, or what the file holds)")
     v.add_argument("--calib-ctx", type=int, default=None, metavar="TOKENS",

@@ -18,6 +18,7 @@ import re
 import tempfile
 from pathlib import Path
 
+from .budget import Budget, choose_recipe, make_budget
 from .errors import (CheckpointFormatError, ConfigError, ConvertError, MissingConfigError, MissingTensorError,
                      ShapeMismatchError, SourceNotFoundError, UnexpectedTensorError, UnknownOutTypeError,
                      UnsupportedArchitectureError, UnsupportedTypeError)
@@ -47,7 +48,8 @@ def _default_name(src: Path, out_type: str) -> str:
 def convert(src: str | Path, out: str | Path, out_type: str = "f16", progress: bool = True,
             output_tensor_type: str | None = None, method: str = "rtn", calib: str | Path | None = None,
             calib_windows: int | None = None, calib_ctx: int | None = None,
-            n_threads: int | None = None, calibration=None) -> Path:
+            n_threads: int | None = None, calibration=None, target_size: str | int | None = None,
+            bpw: float | None = None) -> Path:
     """Convert ``src`` to a GGUF file and return its path.
 
     src:      Hugging Face checkpoint directory, or a .gguf file to re-type.
@@ -69,11 +71,21 @@ def convert(src: str | Path, out: str | Path, out_type: str = "f16", progress: b
               what the file holds, on ``n_threads`` threads.
     calibration: a calibration of this GGUF ``src`` made by calibrate.capture, to share
               one run among several conversions (``calib`` is then not read).
+    target_size, bpw: a size budget -- a file size ("88MiB", "90MB", bytes as an int) or
+              bits per weight over all tensors -- under which each decoder-layer matrix
+              and the LM head take the type of budget.LADDER that minimizes the summed
+              output error (budget.py); ``out_type`` must then be a low-bit type, which
+              the other matrices' policy follows. With rtn, ``calib`` (optional) weighs
+              the errors by the calibration activations.
 
     Raises a ConvertError (a ValueError) subclass for bad input.
     """
     kind = with_head_type(parse_out_type(out_type), output_tensor_type)
     method = parse_method(method)
+    limit = make_budget(target_size, bpw)
+    if limit is not None and kind.lowbit is None:
+        raise ConvertError("a size budget (--target-size / --bpw) chooses among the low-bit types: give a "
+                           "low-bit --type such as w4g64")
     src, out = Path(src), Path(out)
     if not src.exists():
         raise SourceNotFoundError(f"{src}: no such file or directory")
@@ -84,39 +96,43 @@ def convert(src: str | Path, out: str | Path, out_type: str = "f16", progress: b
     if not src.is_dir() and not is_gguf(src):
         raise CheckpointFormatError(
             f"{src}: neither a Hugging Face checkpoint directory nor a GGUF file")
-    if method == "rtn":
+    if method == "rtn" and limit is None:
         if calib is not None:
             raise ConvertError("--calib is only used by the calibrated methods (gptq, awq, awq-gptq)")
         if src.is_dir():
             return convert_hf(src, out, kind, progress=progress)
         return retype_gguf(src, out, kind, progress=progress)
     return _convert_calibrated(src, out, kind, method, calib, calib_windows, calib_ctx, n_threads, progress,
-                               calibration)
+                               calibration, limit)
 
 
 def _convert_calibrated(src: Path, out: Path, kind: OutType, method: str, calib, windows, ctx, n_threads,
-                        progress: bool, cal=None) -> Path:
+                        progress: bool, cal=None, limit: Budget | None = None) -> Path:
     """Calibrate on a float GGUF of ``src`` (``src`` itself, or an F16 conversion of a
-    Hugging Face checkpoint in a temporary file), then re-type it with the method."""
+    Hugging Face checkpoint in a temporary file), choose the types a size budget
+    allows, then re-type it with the method. RTN calibrates only when ``calib`` is
+    given (a budget's errors are then weighted by the activations)."""
     from . import calibrate
-    if kind.lowbit is None and not isinstance(kind.head, LowBitType):
+    if method != "rtn" and kind.lowbit is None and not isinstance(kind.head, LowBitType):
         raise ConvertError(f"method {method} quantizes the low-bit types (w{{b}}g{{G}}[s]); {kind.name} is "
                            "encoded as llama.cpp does, use --method rtn")
     if cal is not None and src.is_dir():
         raise ConvertError("a shared calibration needs a GGUF source (convert the checkpoint to f16 first)")
-    if cal is None and calib is None:
+    if cal is None and calib is None and method != "rtn":
         raise ConvertError(f"method {method} needs a calibration text file (--calib FILE)")
-    text = calibrate.read_text(calib) if cal is None else None
+    text = calibrate.read_text(calib) if cal is None and calib is not None else None
     with tempfile.TemporaryDirectory(dir=out.parent, prefix=".calib-") as tmp:
         float_src = src
         if src.is_dir():
             float_src = convert_hf(src, Path(tmp) / "float.gguf", OUT_TYPES["f16"], progress=progress)
-        if cal is None:
+        if cal is None and text is not None:
             # Captured lazily, a pass of layers at a time, as the writer reaches them.
             cal = calibrate.capture(float_src, text, n_windows=windows or calibrate.DEFAULT_WINDOWS,
                                     ctx=ctx or calibrate.DEFAULT_CTX, n_threads=n_threads, progress=progress)
         quantize, rewrite = quantizer(method, cal, float_tensors(float_src), kind.lowbit or kind.head)
         try:
+            if limit is not None:
+                kind = choose_recipe(float_src, kind, limit, quantize, cal, rewrite, progress=progress)
             return retype_gguf(float_src, out, kind, progress=progress, quantize=quantize, rewrite=rewrite)
         finally:
             # They map the temporary file (the calibration model, the float reader);

@@ -108,7 +108,7 @@ class AWQ:
     def hessian(self, name: str, h: np.ndarray) -> np.ndarray:
         """The Hessian of the scaled input of matrix ``name``."""
         key = tensor_site(name)
-        s = None if key is None else self.scales(key[0]).get(key[1])
+        s = None if key is None or key[1] not in FED_BY else self.scales(key[0]).get(key[1])
         if s is None:
             return h
         inv = (1.0 / s).astype(np.float32)

@@ -24,6 +24,12 @@ from .errors import ConvertError
 # _core.Model.observe's site numbers -> the GGUF tensors (blk.N.<name>.weight) that read them.
 SITE_TENSORS = {0: ("attn_q", "attn_k", "attn_v"), 1: ("attn_output",), 2: ("ffn_gate", "ffn_up"), 3: ("ffn_down",)}
 _TENSOR_SITE = {name: site for site, names in SITE_TENSORS.items() for name in names}
+# The LM head's input (the final norm's output), which observe shows with layer =
+# n_layer; kept under HEAD_LAYER. It is read by output.weight, or by token_embd.weight
+# when the head is tied to it (the converter quantizes token_embd as a head only then).
+HEAD_SITE = 4
+HEAD_LAYER = -1
+HEAD_TENSORS = ("output.weight", "token_embd.weight")
 DEFAULT_WINDOWS = 128
 # 128 x 512 tokens (AWQ's calibration size): SmolLM2-135M w4g64 GPTQ reached PPL 18.49 with
 # 32 x 512 and 18.46 with 128 x 512, while capture costs about 4 ms per token on 2 cores
@@ -60,8 +66,11 @@ def layer_tensor(name: str) -> tuple[int, str] | None:
 
 
 def tensor_site(name: str) -> tuple[int, int] | None:
-    """(layer, site) of the input GGUF tensor ``blk.N.<kind>.weight`` multiplies, None for
-    tensors outside the decoder layers' linear maps."""
+    """(layer, site) of the input GGUF tensor ``name`` multiplies: a decoder layer's
+    linear map ``blk.N.<kind>.weight``, or the LM head (HEAD_LAYER, HEAD_SITE); None
+    for other tensors."""
+    if name in HEAD_TENSORS:
+        return HEAD_LAYER, HEAD_SITE
     p = layer_tensor(name)
     site = None if p is None else _TENSOR_SITE.get(p[1])
     return None if site is None else (p[0], site)
@@ -147,27 +156,34 @@ class LayerPasses:
         key = tensor_site(name)
         if key is None:
             return None
-        index = next((i for i, p in enumerate(self.passes) if key[0] in p), None)
+        # The head's input comes after the last layer, so the last pass takes it.
+        index = (len(self.passes) - 1 if key[0] == HEAD_LAYER
+                 else next((i for i, p in enumerate(self.passes) if key[0] in p), None))
         if index is None:
             return None
         if self._current is None or self._current[0] != index:
             self._current = None   # free the previous pass before the next one fills
             layers = self.passes[index]
-            cal = capture_tokens(self.model, self.windows, self.progress, layers)
+            cal = capture_tokens(self.model, self.windows, self.progress, layers,
+                                 head=index == len(self.passes) - 1)
             self._current = (index, cal)
             self.runs += 1
         return self._current[1].sites.get(key)
 
 
-def capture_tokens(model, windows: list[list[int]], progress: bool = True, layers: range | None = None
-                   ) -> Calibration:
+def capture_tokens(model, windows: list[list[int]], progress: bool = True, layers: range | None = None,
+                   head: bool = True) -> Calibration:
     """Statistics of the linear inputs of ``layers`` (default all) of ``model`` (a
-    minicpm_edge.Model, best with exact activations and an f32 KV cache) over token
-    ``windows``, each run from an empty cache."""
+    minicpm_edge.Model, best with exact activations and an f32 KV cache), and of the
+    LM head's input when ``head``, over token ``windows``, each run from an empty cache."""
     cal = Calibration()
 
     def observe(layer: int, site: int, x: np.ndarray) -> None:
-        if layers is not None and layer not in layers:
+        if site == HEAD_SITE:
+            if not head:
+                return
+            layer = HEAD_LAYER
+        elif layers is not None and layer not in layers:
             return
         stats = cal.sites.get((layer, site))
         if stats is None:

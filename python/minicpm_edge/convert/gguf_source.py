@@ -158,6 +158,31 @@ def _copied_keys(reader: GGUFReader):
         yield "general.file_type", None
 
 
+def _plan(src: Path, reader: GGUFReader, out_type: OutType, quantize: LowBitQuantizer = rtn,
+          rewrite: Rewrite | None = None) -> list[Planned]:
+    groups = lowbit.read_descriptors(reader)
+    by_name = {t.name: t for t in reader.tensors}
+    consumed = {part for name, fmt in groups.items() for part in fmt.part_names(name)[1:]}
+    plan: list[Planned] = []
+    head = head_tensor(by_name)
+    for t in reader.tensors:
+        if t.name in groups:
+            fmt = groups[t.name]
+            parts = [by_name[n] for n in fmt.part_names(t.name)]
+            plan.append(_plan_lowbit(parts, fmt, out_type, head, quantize, rewrite))
+        elif t.name not in consumed:
+            plan.append(_plan_tensor(src, t, out_type, head, quantize, rewrite))
+    return plan
+
+
+def planned_tensors(src: Path, out_type: OutType) -> tuple[list[Planned], str, int]:
+    """What retype_gguf would write for ``src`` (nothing is computed), the name of the
+    LM head, and the bytes of ``src`` outside its tensor data (metadata, padding)."""
+    reader = open_gguf(src)
+    data = sum(int(t.n_bytes) for t in reader.tensors)
+    return _plan(src, reader, out_type), head_tensor(t.name for t in reader.tensors), src.stat().st_size - data
+
+
 def retype_gguf(src: Path, out: Path, out_type: OutType, progress: bool = True,
                 quantize: LowBitQuantizer = rtn, rewrite: Rewrite | None = None) -> Path:
     """``quantize`` makes the codes of low-bit matrices; ``rewrite`` changes the float
@@ -169,19 +194,7 @@ def retype_gguf(src: Path, out: Path, out_type: OutType, progress: bool = True,
     if arch_field is None:
         raise CheckpointFormatError(f"{src}: no general.architecture key")
     arch = arch_field.contents()
-    groups = lowbit.read_descriptors(reader)
-    by_name = {t.name: t for t in reader.tensors}
-    consumed = {part for name, fmt in groups.items() for part in fmt.part_names(name)[1:]}
-
-    plan: list[Planned] = []
-    head = head_tensor(by_name)
-    for t in reader.tensors:
-        if t.name in groups:
-            fmt = groups[t.name]
-            parts = [by_name[n] for n in fmt.part_names(t.name)]
-            plan.append(_plan_lowbit(parts, fmt, out_type, head, quantize, rewrite))
-        elif t.name not in consumed:
-            plan.append(_plan_tensor(src, t, out_type, head, quantize, rewrite))
+    plan = _plan(src, reader, out_type, quantize, rewrite)
 
     def add_metadata(w: GGUFWriter) -> None:
         for key, field in _copied_keys(reader):

@@ -1,9 +1,9 @@
 """Quantization methods of the converter: how the codes of a low-bit matrix are chosen.
 
 - ``rtn``: round to nearest over each group's range (lowbit.quantize_rtn), no data.
-- ``gptq``: GPTQ (gptq.py) with the Hessians of a calibration run (calibrate.py);
-  matrices the calibration did not see (outside the decoder layers) fall back to a
-  plain-weighted group search.
+- ``gptq``: GPTQ (gptq.py) with the Hessians of a calibration run (calibrate.py), for
+  the decoder layers' matrices and a low-bit LM head; a matrix the calibration did not
+  see falls back to a plain-weighted group search.
 - ``awq``: AWQ scales (awq.py) folded into the norms and up projections, then each
   group's params searched with the inputs' energies as weights (AWQ's clip search).
 - ``awq-gptq``: AWQ scales, then GPTQ on the scaled matrices.

@@ -42,6 +42,9 @@ class OutType:
     file_type: LlamaFileType | None  # general.file_type; None for the project's own types
     lowbit: LowBitType | None = None  # the low-bit format of the decoder-layer matrices
     head: GGMLQuantizationType | LowBitType | None = None  # LM head override (--output-tensor-type)
+    # Per-tensor types that override the policy: (GGUF name, type) pairs, e.g. the
+    # mixed precision a size budget chose (budget.py).
+    recipe: tuple[tuple[str, GGMLQuantizationType | LowBitType], ...] = ()
 
 
 OUT_TYPES: dict[str, OutType] = {
@@ -97,6 +100,9 @@ def choose_type(gguf_name: str, shape: Sequence[int], out: OutType,
     the LM head (head_tensor), which takes ``out.head`` when that is set."""
     if keeps_f32(gguf_name, shape):
         return Q.F32
+    chosen = dict(out.recipe).get(gguf_name) if out.recipe else None
+    if chosen is not None:
+        return _fitting(gguf_name, shape, chosen)
     if out.head is not None and gguf_name == head and len(shape) == 2:
         return _fitting(gguf_name, shape, out.head)
     if out.lowbit is not None and is_layer_matrix(gguf_name, shape):

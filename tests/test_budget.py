@@ -160,3 +160,37 @@ def test_cli_reports_the_types(tiny_models, tmp_path, capsys):
     out = tmp_path / "m.gguf"
     assert main(["convert", str(tiny_models / "llama"), "-o", str(out), "--type", "w4g64", "--bpw", "16", "-q"]) == 0
     assert "types: q8_0 x14; head output.weight f16" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("recipe", [
+    {"blk.0.attn_q.weight": "w4g64", "blk.0.attn_k.weight": "w2g64", "blk.0.attn_v.weight": "w3g64"},
+    {"blk.1.attn_q.weight": "w4g32", "blk.1.attn_k.weight": "w4g64s", "blk.1.attn_v.weight": "q8_0"},
+    {"blk.0.ffn_gate.weight": "w2g64", "blk.0.ffn_up.weight": "w4g32", "blk.1.ffn_down.weight": "q8_0"},
+], ids=["qkv-bits", "qkv-groups-and-q8_0", "ffn"])
+def test_mixed_types_in_one_layer(tiny_models, tmp_path, recipe):
+    """Matrices that share an input but not a type (as a budget makes them) give, through
+    the int8 table-lookup kernels, the logits of the exact dequantize-then-f32 path, in
+    prefill and in decode. (A fused call once read every matrix with the first one's format.)"""
+    from dataclasses import replace
+
+    from minicpm_edge.convert import parse_out_type
+    from minicpm_edge.convert.budget import _choice
+    from minicpm_edge.convert.gguf_source import retype_gguf
+    f16 = convert(tiny_models / "llama", tmp_path / "f16.gguf", "f16", progress=False)
+    kind = replace(parse_out_type("w4g64"), recipe=tuple((n, _choice(t)) for n, t in recipe.items()))
+    path = retype_gguf(f16, tmp_path / "mix.gguf", kind, progress=False)
+    types = _types(path)
+    for name, t in recipe.items():
+        assert types[name] == (Q.Q8_0 if t == "q8_0" else t)
+    got = {}
+    for int8 in (True, False):
+        m = Model(str(path), n_ctx=256, n_threads=2, int8_activations=int8)
+        ids = m.tokenize(WIKI_TEST.read_bytes()[:4000].decode("utf-8", "replace"))[:100]
+        prefill = m.logits(ids)
+        m.reset()
+        m.logits(ids[:90])
+        decode = np.stack([m.logits([t])[-1] for t in ids[90:]])
+        got[int8] = (prefill, decode)
+    for fast, exact in zip(got[True], got[False]):
+        rel = np.sqrt(np.mean((fast - exact) ** 2) / np.mean(exact ** 2))
+        assert rel < 0.03, rel

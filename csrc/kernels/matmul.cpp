@@ -414,10 +414,16 @@ void matmul(const Weight& w, const float* x, int64_t n_tok, float* y, ThreadPool
 
 void matmul_multi(const MatmulTarget* targets, int n, const float* x, int64_t n_tok, ThreadPool& pool,
                   std::vector<uint8_t>& act_buf, ActivationPrecision precision) {
+  // One table build serves the call only when every matrix has the same
+  // format: the table-lookup and int8 kernels take the first matrix's.
+  // Mixed-precision files (convert --target-size) give Q/K/V or gate/up
+  // different types; those matrices are multiplied one at a time.
   bool lut = precision == ActivationPrecision::Int8 && n <= kMaxMatmulTargets;
+  const LowBitFormat& f0 = targets[0].w->lowbit;
   for (int i = 0; i < n && lut; ++i) {
     const LowBitFormat& f = targets[i].w->lowbit;
-    lut = f.bits > 0 && f.group == targets[0].w->lowbit.group && targets[i].w->cols == targets[0].w->cols;
+    lut = f.bits > 0 && f.bits == f0.bits && f.group == f0.group && f.has_min == f0.has_min &&
+          targets[i].w->cols == targets[0].w->cols;
   }
   if (lut) {
     matmul_lowbit(targets, n, x, n_tok, pool, act_buf);
@@ -426,7 +432,7 @@ void matmul_multi(const MatmulTarget* targets, int n, const float* x, int64_t n_
   bool fuse = precision == ActivationPrecision::Int8 && n <= kMaxMatmulTargets;
   for (int i = 0; i < n && fuse; ++i)
     fuse = targets[i].w->packed != nullptr && !is_panel16(targets[i].w->packed_kind) &&
-           targets[i].w->cols == targets[0].w->cols;
+           targets[i].w->packed_kind != PackedKind::LutTile && targets[i].w->cols == targets[0].w->cols;
   if (!fuse) {
     for (int i = 0; i < n; ++i)
       matmul(*targets[i].w, x, n_tok, targets[i].y, pool, act_buf, precision, targets[i].y_stride);

@@ -6,7 +6,12 @@ same exact f32 arithmetic of the runtime: the table measures the formats' value 
 not kernels. The LM head, embeddings and norms keep the source's values.
 
     python bench/format_sweep.py -m smol-f16.gguf -f wikitext-2-raw-test.txt -o sweep.json \
-        [--formats int8g32,e4m3g32,mxfp8_e4m3,...] [--ctx 2048 --chunks 20] [-t 2]
+        [--formats int8g32,e4m3g32,mxfp8_e4m3,...] [--method gptq --calib wikitext-2-valid.txt] \
+        [--ctx 2048 --chunks 20] [-t 2]
+
+With ``--method gptq`` every matrix goes through GPTQ (act-order, static groups) onto
+the format's grid, with Hessians captured by this runtime from the calibration text
+(32 windows of 512 tokens unless --calib-windows says otherwise).
 
 Formats: int{b}g{G} (asymmetric: scale and zero point) and int{b}g{G}s (symmetric), b up
 to 8; {e4m3,e5m2,e3m2,e2m3,e2m1,e2m0}g{G} (f16 scale per group, amax to the largest
@@ -27,9 +32,10 @@ from pathlib import Path
 import numpy as np
 
 from minicpm_edge import Model
-from minicpm_edge.convert import OUT_TYPES
+from minicpm_edge.convert import OUT_TYPES, calibrate
 from minicpm_edge.convert import minifloat as mf
 from minicpm_edge.convert.gguf_source import retype_gguf
+from minicpm_edge.convert.gptq import gptq_quantize
 from minicpm_edge.convert.lowbit import LowBitType, dequantize, quantize_rtn
 from minicpm_edge.convert.quantize import is_layer_matrix
 
@@ -41,28 +47,40 @@ _INT = re.compile(r"int(\d)g(\d+)(s?)$")
 _FLOAT = re.compile(r"(e\dm\d)g(\d+)$")
 
 
-def quantizer(name: str):
-    """(function float [M, K] -> quantized float [M, K], bits per weight, group) of a format."""
+def quantizer(name: str, gptq: bool = False):
+    """(function (float [M, K], Hessian [K, K] or None) -> quantized float [M, K], bits
+    per weight, group) of a format, RTN or GPTQ."""
     if m := _INT.match(name):
         t = LowBitType(int(m.group(1)), int(m.group(2)), bool(m.group(3)))
         bpw = t.bits + 16 / t.group * (1 if t.symmetric else 2)
-        return (lambda w: dequantize(*quantize_rtn(w, t, name), t)), bpw, t.group
+        if gptq:
+            return (lambda w, h: dequantize(*gptq_quantize(w, h, t, what=name), t)), bpw, t.group
+        return (lambda w, h: dequantize(*quantize_rtn(w, t, name), t)), bpw, t.group
     if m := _FLOAT.match(name):
         fmt, g = mf.FORMATS[m.group(1)], int(m.group(2))
-        return (lambda w: mf.group_scaled(w, fmt, g)), fmt.bits + 16 / g, g
-    if name.startswith("mxfp"):
-        fmt = mf.E2M1 if name == "mxfp4" else mf.FORMATS[name.split("_")[1]]
-        return (lambda w: mf.mx(w, fmt)), fmt.bits + 8 / 32, 32
-    if name == "nvfp4":
-        return mf.nvfp4, 4 + 8 / 16, 16
-    raise SystemExit(f"unknown format {name!r}")
+        scale, rtn, bpw = (lambda v: mf.group_scale(v, fmt)), (lambda w: mf.group_scaled(w, fmt, g)), fmt.bits + 16 / g
+    elif name.startswith("mxfp"):
+        fmt, g = (mf.E2M1 if name == "mxfp4" else mf.FORMATS[name.split("_")[1]]), 32
+        scale, rtn, bpw = (lambda v: mf.mx_scale(v, fmt)), (lambda w: mf.mx(w, fmt)), fmt.bits + 8 / 32
+    elif name == "nvfp4":
+        fmt, g, bpw, rtn = mf.E2M1, 16, 4 + 8 / 16, mf.nvfp4
+
+        def fn(w, h):
+            if h is None:
+                return rtn(w)
+            s_t = mf.nvfp4_tensor_scale(w)
+            return mf.gptq_values(w, h, fmt, g, lambda v: mf.nvfp4_scale(v, s_t))
+        return fn, bpw, g
+    else:
+        raise SystemExit(f"unknown format {name!r}")
+    return (lambda w, h: rtn(w) if h is None else mf.gptq_values(w, h, fmt, g, scale)), bpw, g
 
 
 class FakeQuant:
     """A converter Rewrite: decoder-layer matrices replaced by their quantized values."""
 
-    def __init__(self, fn, group: int):
-        self.fn, self.group = fn, group
+    def __init__(self, fn, group: int, calibration=None):
+        self.fn, self.group, self.calibration = fn, group, calibration
 
     def touches(self, name: str) -> bool:
         return name.startswith("blk.") and name.endswith(".weight") and not name.endswith("_norm.weight")
@@ -70,7 +88,8 @@ class FakeQuant:
     def apply(self, name: str, values: np.ndarray) -> np.ndarray:
         if values.ndim != 2 or not is_layer_matrix(name, values.shape) or values.shape[1] % self.group:
             return values
-        return self.fn(np.asarray(values, np.float32))
+        stats = None if self.calibration is None else self.calibration.for_tensor(name)
+        return self.fn(np.asarray(values, np.float32), None if stats is None else stats.hessian)
 
 
 def main(argv=None) -> int:
@@ -82,25 +101,34 @@ def main(argv=None) -> int:
     ap.add_argument("--ctx", type=int, default=2048)
     ap.add_argument("--chunks", type=int, default=20)
     ap.add_argument("-t", "--threads", type=int, default=2)
+    ap.add_argument("--method", choices=("rtn", "gptq"), default="rtn")
+    ap.add_argument("--calib", default=None, help="calibration text (needed by gptq)")
+    ap.add_argument("--calib-windows", type=int, default=32)
     a = ap.parse_args(argv)
+    cal = None
+    if a.method == "gptq":
+        if a.calib is None:
+            raise SystemExit("--method gptq needs --calib FILE")
+        cal = calibrate.capture(a.model, calibrate.read_text(a.calib), n_windows=a.calib_windows,
+                                n_threads=a.threads)
     text = Path(a.file).read_bytes().decode("utf-8", errors="replace")
     out = Path(a.output)
     rows = json.loads(out.read_text()) if out.exists() else []
-    done = {r["format"] for r in rows}
+    done = {(r["format"], r.get("method", "rtn")) for r in rows}
     for name in [f.strip() for f in a.formats.split(",") if f.strip()]:
-        if name in done:
+        if (name, a.method) in done:
             continue
-        fn, bpw, group = quantizer(name)
+        fn, bpw, group = quantizer(name, gptq=cal is not None)
         with tempfile.TemporaryDirectory(dir=out.parent) as tmp:
             path = Path(tmp) / "fake.gguf"
             t0 = time.time()
-            retype_gguf(Path(a.model), path, OUT_TYPES["f32"], progress=False, rewrite=FakeQuant(fn, group))
+            retype_gguf(Path(a.model), path, OUT_TYPES["f32"], progress=False, rewrite=FakeQuant(fn, group, cal))
             model = Model(str(path), n_ctx=a.ctx, n_threads=a.threads, int8_activations=False)
             ppl = model.perplexity(text, n_ctx=a.ctx, n_chunks=a.chunks)
             del model
-        rows.append({"format": name, "bpw": round(bpw, 4), "ppl": ppl, "seconds": round(time.time() - t0, 1)})
+        rows.append({"format": name, "method": a.method, "bpw": round(bpw, 4), "ppl": ppl, "seconds": round(time.time() - t0, 1)})
         out.write_text(json.dumps(rows, indent=1))
-        print(f"{name:12s} {bpw:6.3f} bpw  PPL {ppl:.4f}", flush=True)
+        print(f"{name:12s} {a.method:5s} {bpw:6.3f} bpw  PPL {ppl:.4f}", flush=True)
     return 0
 
 

@@ -139,3 +139,49 @@ def test_nvfp4_against_recipe():
     np.testing.assert_array_equal(got, ref)
     # 4 + 8/16 bits per weight buys a smaller error than MXFP4's power-of-two scales
     assert np.mean((got - w) ** 2) < np.mean((mf.mx(w, mf.E2M1) - w) ** 2)
+
+
+def obs_reference(w, h, cast, scales, group, damp=0.01):
+    """GPTQ as Frantar et al. state it, without its speed-ups (act-order, static group
+    scales given, the OBS downdate of the explicit inverse Hessian, float64)."""
+    W = w.astype(np.float64).copy()
+    H = h.astype(np.float64).copy()
+    energy = np.diag(H).copy()
+    H += damp * np.mean(energy) * np.eye(len(H))
+    Hinv = np.linalg.inv(H)
+    out = np.zeros_like(w)
+    for j in np.argsort(-energy, kind="stable"):
+        s = scales[:, j // group]
+        q = np.where(s > 0, cast((W[:, j] / np.where(s > 0, s, 1)).astype(np.float32)) * s, 0.0)
+        out[:, j] = q
+        e = (W[:, j] - q) / Hinv[j, j]
+        W -= np.outer(e, Hinv[j, :])
+        Hinv -= np.outer(Hinv[:, j], Hinv[j, :]) / Hinv[j, j]
+    return out
+
+
+@pytest.mark.parametrize("kind", ["e2m1g32", "e4m3g32", "mxfp4", "nvfp4"])
+def test_gptq_on_minifloat_grids(kind):
+    rng = np.random.default_rng(11)
+    k = 128
+    w = rng.standard_normal((10, k)).astype(np.float32)
+    x = rng.standard_normal((500, k)).astype(np.float32) @ (np.eye(k) + rng.standard_normal((k, k)) / np.sqrt(k))
+    x[:, :3] *= 8
+    h = x.T @ x
+    if kind == "nvfp4":
+        fmt, group, s_t = mf.E2M1, 16, mf.nvfp4_tensor_scale(w)
+        scale = lambda g: mf.nvfp4_scale(g, s_t)   # noqa: E731
+        rtn = mf.nvfp4(w)
+    elif kind == "mxfp4":
+        fmt, group, scale, rtn = mf.E2M1, 32, (lambda g: mf.mx_scale(g, mf.E2M1)), mf.mx(w, mf.E2M1)
+    else:
+        fmt, group = mf.FORMATS[kind[:4]], 32
+        scale, rtn = (lambda g: mf.group_scale(g, fmt)), mf.group_scaled(w, fmt, 32)
+    got = mf.gptq_values(w, h, fmt, group, scale)
+    # every value is on the grid: a code of the format times its group's scale
+    scales = scale(w.reshape(10, k // group, group))
+    np.testing.assert_array_equal(got, mf.scaled_cast(got.reshape(10, k // group, group), scales, fmt).reshape(w.shape))
+    ref = obs_reference(w, h, lambda v: _saturating_cast(v, fmt.name), scales, group)
+    assert np.mean(np.isclose(got, ref, rtol=1e-5, atol=1e-7)) >= 0.99
+    err = lambda v: np.linalg.norm((w - v) @ x.T)   # noqa: E731
+    assert err(got) < 0.9 * err(rtn)

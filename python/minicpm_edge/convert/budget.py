@@ -5,9 +5,10 @@ Every decoder-layer matrix and the LM head may take any type of a ladder
 For each (matrix, type) the method in use quantizes the matrix and the error of the
 result is measured as the change of the matrix's output over the calibration
 tokens, tr(dW H dW^T) with H = sum x x^T (calibrate.py) -- the quantity GPTQ
-minimizes, so GPTQ's codes are judged by what GPTQ optimizes. Without calibration
-(RTN) it is the plain squared error ||dW||^2. The types are then chosen to minimize
-the summed error subject to the byte budget: a multiple-choice knapsack, solved
+minimizes, so GPTQ's codes are judged by what GPTQ optimizes -- relative to the
+matrix's own output energy tr(W H W^T) (Measured.relative says why). Without
+calibration (RTN) H is the identity. The types are then chosen to minimize the
+summed relative error subject to the byte budget: a multiple-choice knapsack, solved
 exactly by dynamic programming over sizes rounded up to 1/65536 of the budget
 (so the chosen sizes never exceed it). This is the per-layer bit allocation of
 mixed-precision PTQ (e.g. HAWQ's Hessian-weighted sensitivity), with the output
@@ -30,7 +31,6 @@ from .gguf_source import float_tensors, planned_tensors
 from .lowbit import LowBitType
 from .plan import LowBitQuantizer, Rewrite
 from .quantize import OutType, encode, is_layer_matrix, nbytes, parse_out_type
-from .writer import Planned
 
 
 Q = GGMLQuantizationType
@@ -135,13 +135,6 @@ class Budget:
     target_size: int | None = None
     bpw: float | None = None
 
-    def tensor_bytes(self, plan: Sequence[Planned], overhead: int) -> int:
-        """Bytes of tensor data allowed, ``overhead`` being the file's other bytes."""
-        if self.bpw is not None:
-            n = sum(int(np.prod(e.shape, dtype=np.int64)) for e in plan)
-            return int(self.bpw * n / 8)
-        return int(self.target_size) - overhead
-
 
 def make_budget(target_size=None, bpw=None) -> Budget | None:
     if target_size is not None and bpw is not None:
@@ -156,20 +149,43 @@ def make_budget(target_size=None, bpw=None) -> Budget | None:
     return None
 
 
-def choose_recipe(src: Path, out_type: OutType, budget: Budget, quantize: LowBitQuantizer,
-                  calibration=None, rewrite: Rewrite | None = None, progress: bool = True) -> OutType:
-    """``out_type`` with the per-tensor types (OutType.recipe) that fit ``budget`` with
-    the least summed output error, measured with ``quantize`` (the method's codes)."""
+@dataclass
+class Measured:
+    """Each choosable matrix's options with their sizes and output errors."""
+
+    names: list[str]
+    options: list[list]
+    sizes: list[list[int]]
+    errors: list[list[float]]    # tr(dW H dW^T) per option
+    signals: list[float]         # tr(W H W^T): the matrix's own output energy
+    fixed: int                   # bytes of the other tensors
+    overhead: int                # bytes outside tensor data
+    n_weights: int               # elements of all tensors
+
+    def relative(self) -> list[list[float]]:
+        """Errors as fractions of each matrix's output energy (a noise-to-signal ratio).
+        Absolute errors live in different spaces -- a layer's contribution to the
+        residual stream, the head's logits -- whose scales say little about the
+        loss; on SmolLM2-135M absolute errors kept the head in Q8_0 and gave PPL
+        18.99 at 88 MiB where relative ones give the figure in
+        bench/results/2026-11-25-budget-smollm2-vm.md."""
+        return [[e / s if s > 0 else e for e in errs] for errs, s in zip(self.errors, self.signals)]
+
+
+def measure(src: Path, out_type: OutType, quantize: LowBitQuantizer, calibration=None,
+            rewrite: Rewrite | None = None, progress: bool = True) -> Measured:
+    """Quantize every decoder-layer matrix and the LM head of ``src`` in every type of
+    the ladder with ``quantize`` (the method's codes) and measure the errors."""
     plan, head, meta = planned_tensors(src, out_type)
     load = float_tensors(src)
     # A head type the caller set (--output-tensor-type) stays; so do tensors kept in F32.
     head_free = out_type.head is None
     choosable = [e for e in plan if len(e.shape) == 2 and getattr(e, "fmt", getattr(e, "qtype", None)) != Q.F32
                  and ((e.name == head and head_free) or is_layer_matrix(e.name, e.shape))]
-    fixed = sum(p.nbytes for e in plan if e not in choosable for p in e.parts)
-    overhead = meta + MATRIX_OVERHEAD * len(choosable)
-    allowed = budget.tensor_bytes(plan, overhead) - fixed
-    options, sizes, errors = [], [], []
+    chosen = {id(e) for e in choosable}
+    m = Measured([], [], [], [], [], fixed=sum(p.nbytes for e in plan if id(e) not in chosen for p in e.parts),
+                 overhead=meta + MATRIX_OVERHEAD * len(choosable),
+                 n_weights=sum(int(np.prod(e.shape, dtype=np.int64)) for e in plan))
     it = choosable
     if progress:
         from tqdm import tqdm
@@ -183,17 +199,32 @@ def choose_recipe(src: Path, out_type: OutType, budget: Budget, quantize: LowBit
         if h is not None and rewrite is not None and hasattr(rewrite, "hessian"):
             h = rewrite.hessian(e.name, h)
         ladder = [t for t in map(_choice, HEAD_LADDER if e.name == head else LADDER) if _fits(e.shape, t)]
-        errs = [output_error(w, _approximate(e.name, w, t, quantize), h) for t in ladder]
-        options.append(ladder)
-        sizes.append([type_bytes(e.shape, t) for t in ladder])
-        errors.append(errs)
-    if allowed <= 0 or (choosable and sum(min(s) for s in sizes) > allowed):
-        smallest = fixed + overhead + sum(min(s) for s in sizes)
+        m.names.append(e.name)
+        m.options.append(ladder)
+        m.sizes.append([type_bytes(e.shape, t) for t in ladder])
+        m.errors.append([output_error(w, _approximate(e.name, w, t, quantize), h) for t in ladder])
+        m.signals.append(output_error(w, np.zeros_like(w), h))
+    return m
+
+
+def choose(m: Measured, out_type: OutType, budget: Budget) -> OutType:
+    """``out_type`` with the per-tensor types (OutType.recipe) that fit ``budget`` with
+    the least summed relative output error."""
+    total = (int(budget.bpw * m.n_weights / 8) if budget.bpw is not None
+             else int(budget.target_size) - m.overhead)
+    allowed = total - m.fixed
+    if allowed <= 0 or (m.sizes and sum(min(s) for s in m.sizes) > allowed):
+        smallest = m.fixed + m.overhead + sum(min(s) for s in m.sizes)
         raise ConvertError(f"the budget is too small for this model: the smallest file the types "
                            f"{', '.join(LADDER)} allow is {smallest / 2**20:.1f} MiB")
-    picks = solve(sizes, errors, allowed)
-    recipe = tuple((e.name, opts[j]) for e, opts, j in zip(choosable, options, picks))
+    picks = solve(m.sizes, m.relative(), allowed)
+    recipe = tuple((n, opts[j]) for n, opts, j in zip(m.names, m.options, picks))
     return replace(out_type, recipe=recipe)
+
+
+def choose_recipe(src: Path, out_type: OutType, budget: Budget, quantize: LowBitQuantizer,
+                  calibration=None, rewrite: Rewrite | None = None, progress: bool = True) -> OutType:
+    return choose(measure(src, out_type, quantize, calibration, rewrite, progress), out_type, budget)
 
 
 def _approximate(name: str, w: np.ndarray, t, quantize: LowBitQuantizer) -> np.ndarray:

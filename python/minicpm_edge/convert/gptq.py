@@ -64,62 +64,73 @@ def gptq_quantize(w: np.ndarray, h: np.ndarray, t: LowBitType, *, damp: float = 
     """
     groups = as_groups(w, t, what)
     rows, cols = groups.shape[0], groups.shape[1] * t.group
-    h = np.array(h, dtype=np.float64)
-    if h.shape != (cols, cols) or not np.isfinite(h).all():
-        raise ConvertError(f"{what}: Hessian of shape {list(h.shape)} does not fit a matrix of {cols} inputs "
-                           "(or is not finite)")
-    if block % t.group:
-        raise ValueError(f"block {block} is not a multiple of the group size {t.group}")
-    W = groups.reshape(rows, cols).copy()
-    energy = np.diag(h).copy()
-    dead = energy <= 0
-    h[dead, dead] = 1.0
-    W[:, dead] = 0.0
-    importance = np.maximum(energy, 0).astype(np.float32)
-
     G, n_groups = t.group, cols // t.group
     d16 = np.zeros((rows, n_groups), np.float16)
     m16 = None if t.symmetric else np.zeros((rows, n_groups), np.float16)
+    codes = np.zeros((rows, cols), np.uint8)
 
-    def set_params(grp: int, values: np.ndarray) -> None:
-        if search:
-            d, m = search_params(values, t, importance[grp * G:(grp + 1) * G])
-        else:
-            d, m = rtn_params(values, t)
+    def set_params(grp: int, values: np.ndarray, importance: np.ndarray) -> None:
+        d, m = search_params(values, t, importance) if search else rtn_params(values, t)
         check_params(d, m, what)
         d16[:, grp] = d
         if m16 is not None:
             m16[:, grp] = m
 
+    def round_column(j: int, col: np.ndarray) -> np.ndarray:
+        grp = j // G
+        m = None if m16 is None else m16[:, grp]
+        q = group_codes(col[:, None], d16[:, grp], m, t)
+        codes[:, j] = q[:, 0]
+        return group_values(q, d16[:, grp], m, t)[:, 0]
+
+    gptq_sweep(groups.reshape(rows, cols), h, G, set_params, round_column, damp=damp, act_order=act_order,
+               block=block, what=what)
+    return codes, d16, m16
+
+
+def gptq_sweep(w: np.ndarray, h: np.ndarray, group: int, set_params, round_column, *, damp: float = DAMP,
+               act_order: bool = True, block: int = BLOCK, what: str = "tensor") -> None:
+    """The GPTQ column sweep over w [M, K] for any grid with per-group params.
+
+    set_params(grp, values [M, G], importance [G]) fixes group grp's params from the
+    weights it is given (all groups up front under act-order, else each when its first
+    column comes up); round_column(j, col [M]) rounds input column j onto its group's
+    grid and returns the values it stands for.
+    """
+    rows, cols = w.shape
+    h = np.array(h, dtype=np.float64)
+    if h.shape != (cols, cols) or not np.isfinite(h).all():
+        raise ConvertError(f"{what}: Hessian of shape {list(h.shape)} does not fit a matrix of {cols} inputs "
+                           "(or is not finite)")
+    if block % group:
+        raise ValueError(f"block {block} is not a multiple of the group size {group}")
+    W = np.array(w, dtype=np.float32)
+    energy = np.diag(h).copy()
+    dead = energy <= 0
+    h[dead, dead] = 1.0
+    W[:, dead] = 0.0
+    importance = np.maximum(energy, 0).astype(np.float32)
+    n_groups = cols // group
+
     if act_order:
         perm = np.argsort(-energy, kind="stable")
         for grp in range(n_groups):
-            set_params(grp, W[:, grp * G:(grp + 1) * G])
+            set_params(grp, W[:, grp * group:(grp + 1) * group], importance[grp * group:(grp + 1) * group])
     else:
         perm = np.arange(cols)
     W = np.ascontiguousarray(W[:, perm])
     U = inverse_cholesky_upper(h[np.ix_(perm, perm)], damp).astype(np.float32)
-    group_of = perm // G
-    codes = np.empty((rows, cols), np.uint8)
 
     for i1 in range(0, cols, block):
         i2 = min(i1 + block, cols)
         W1 = W[:, i1:i2].copy()
         err = np.empty((rows, i2 - i1), np.float32)
         for i in range(i2 - i1):
-            grp = int(group_of[i1 + i])
-            if not act_order and (i1 + i) % G == 0:
-                set_params(grp, W1[:, i:i + G])
-            col = W1[:, i:i + 1]
-            dg = d16[:, grp:grp + 1]
-            mg = None if m16 is None else m16[:, grp:grp + 1]
-            q = group_codes(col, dg[:, 0], None if mg is None else mg[:, 0], t)
-            codes[:, i1 + i] = q[:, 0]
-            e = (col[:, 0] - group_values(q, dg[:, 0], None if mg is None else mg[:, 0], t)[:, 0]) / U[i1 + i, i1 + i]
+            j = int(perm[i1 + i])
+            if not act_order and j % group == 0:
+                set_params(j // group, W1[:, i:i + group], importance[j:j + group])
+            col = W1[:, i]
+            e = (col - round_column(j, col)) / U[i1 + i, i1 + i]
             W1[:, i + 1:] -= np.outer(e, U[i1 + i, i1 + i + 1:i2])
             err[:, i] = e
         W[:, i2:] -= err @ U[i1:i2, i2:]
-
-    out = np.empty_like(codes)
-    out[:, perm] = codes
-    return out, d16, m16

@@ -119,38 +119,78 @@ def e8m0_encode_exponent(exp: np.ndarray) -> np.ndarray:
     return (np.clip(np.asarray(exp, dtype=np.int64), -127, 127) + 127).astype(np.uint8)
 
 
+def scaled_cast(g: np.ndarray, scale: np.ndarray, fmt: MiniFloat) -> np.ndarray:
+    """Values of groups g [..., G] as ``fmt`` codes times their scale [...]; a zero
+    scale stands for an all-zero group."""
+    s = np.asarray(scale, np.float32)[..., None]
+    safe = np.where(s > 0, s, 1.0)
+    return np.where(s > 0, fmt.cast(np.asarray(g, np.float32) / safe) * safe, 0.0).astype(np.float32)
+
+
+def group_scale(g: np.ndarray, fmt: MiniFloat) -> np.ndarray:
+    """f16 scale of each group [..., G]: its max magnitude maps to the largest value."""
+    return (np.abs(g).max(axis=-1) / np.float32(fmt.max_finite)).astype(np.float16).astype(np.float32)
+
+
+def mx_scale(g: np.ndarray, fmt: MiniFloat) -> np.ndarray:
+    """OCP MX scale of each block [..., 32]: 2^(floor(log2 amax) - emax) as E8M0."""
+    amax = np.abs(g).max(axis=-1)
+    exp = np.floor(np.log2(np.where(amax > 0, amax, 1.0))).astype(np.int64) - EMAX[fmt.name]
+    return np.where(amax > 0, e8m0_decode(e8m0_encode_exponent(exp)), 0.0).astype(np.float32)
+
+
+def nvfp4_tensor_scale(w: np.ndarray) -> np.float32:
+    return np.float32(float(np.abs(w).max()) / (E2M1.max_finite * E4M3.max_finite))
+
+
+def nvfp4_scale(g: np.ndarray, s_t: np.float32) -> np.ndarray:
+    """NVFP4 scale of each block [..., 16]: an E4M3 block scale times the tensor scale."""
+    if s_t == 0:
+        return np.zeros(g.shape[:-1], np.float32)
+    return (E4M3.cast(np.abs(g).max(axis=-1) / (E2M1.max_finite * s_t)) * s_t).astype(np.float32)
+
+
+def _blocks(w: np.ndarray, size: int) -> np.ndarray:
+    rows, cols = w.shape
+    return np.asarray(w, np.float32).reshape(rows, cols // size, size)
+
+
 def group_scaled(w: np.ndarray, fmt: MiniFloat, group: int) -> np.ndarray:
     """Values of ``w`` [M, K] stored as ``fmt`` codes with an f16 scale per group of
     ``group`` inputs (the group's max magnitude maps to the format's largest value)."""
-    rows, cols = w.shape
-    g = np.asarray(w, np.float32).reshape(rows, cols // group, group)
-    d = (np.abs(g).max(axis=-1) / np.float32(fmt.max_finite)).astype(np.float16).astype(np.float32)
-    safe = np.where(d > 0, d, 1.0)[..., None]
-    q = fmt.cast(g / safe) * safe
-    return np.where(d[..., None] > 0, q, 0.0).reshape(rows, cols).astype(np.float32)
+    g = _blocks(w, group)
+    return scaled_cast(g, group_scale(g, fmt), fmt).reshape(w.shape)
 
 
 def mx(w: np.ndarray, fmt: MiniFloat, block: int = 32) -> np.ndarray:
     """OCP MX: per block of 32 an E8M0 scale 2^(floor(log2 amax) - emax), elements
     cast with saturation."""
-    rows, cols = w.shape
-    g = np.asarray(w, np.float32).reshape(rows, cols // block, block)
-    amax = np.abs(g).max(axis=-1)
-    exp = np.floor(np.log2(np.where(amax > 0, amax, 1.0))).astype(np.int64) - EMAX[fmt.name]
-    scale = e8m0_decode(e8m0_encode_exponent(exp))
-    scale = np.where(amax > 0, scale, 1.0)[..., None]
-    return (fmt.cast(g / scale) * scale).reshape(rows, cols).astype(np.float32)
+    g = _blocks(w, block)
+    return scaled_cast(g, mx_scale(g, fmt), fmt).reshape(w.shape)
 
 
 def nvfp4(w: np.ndarray, block: int = 16) -> np.ndarray:
     """NVFP4: E2M1 elements, an E4M3 scale per block of 16, one f32 tensor scale."""
+    g = _blocks(w, block)
+    return scaled_cast(g, nvfp4_scale(g, nvfp4_tensor_scale(w)), E2M1).reshape(w.shape)
+
+
+def gptq_values(w: np.ndarray, h: np.ndarray, fmt: MiniFloat, group: int, scale, act_order: bool = True
+                ) -> np.ndarray:
+    """GPTQ (gptq.gptq_sweep) onto a scaled minifloat grid: ``scale(values [M, G])`` gives
+    each row's scale of a group (group_scale, mx_scale, or nvfp4_scale with the tensor
+    scale bound), fixed from the weights as GPTQ has them; returns the values chosen."""
+    from .gptq import gptq_sweep
     rows, cols = w.shape
-    g = np.asarray(w, np.float32).reshape(rows, cols // block, block)
-    amax_t = float(np.abs(g).max())
-    if amax_t == 0:
-        return np.zeros_like(np.asarray(w, np.float32))
-    s_t = np.float32(amax_t / (E2M1.max_finite * E4M3.max_finite))
-    s_b = E4M3.cast(np.abs(g).max(axis=-1) / (E2M1.max_finite * s_t))
-    scale = (s_b * s_t)[..., None]
-    safe = np.where(scale > 0, scale, 1.0)
-    return np.where(scale > 0, E2M1.cast(g / safe) * safe, 0.0).reshape(rows, cols).astype(np.float32)
+    scales = np.zeros((rows, cols // group), np.float32)
+    out = np.zeros((rows, cols), np.float32)
+
+    def set_params(grp: int, values: np.ndarray, _importance: np.ndarray) -> None:
+        scales[:, grp] = scale(values)
+
+    def round_column(j: int, col: np.ndarray) -> np.ndarray:
+        out[:, j] = scaled_cast(col[:, None], scales[:, j // group], fmt)[:, 0]
+        return out[:, j]
+
+    gptq_sweep(w, h, group, set_params, round_column, act_order=act_order)
+    return out

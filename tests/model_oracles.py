@@ -114,3 +114,16 @@ def llama_cpp_perplexity(gguf_path: Path, ids: list[int], n_ctx: int, n_chunks: 
         count += len(logits)
     llm.close()
     return float(np.exp(nll / count))
+
+
+def logit_rms_errors(hf_dir: Path, paths: list[Path], text: str, n_tokens: int = 160) -> list[float]:
+    """RMS distance of each GGUF file's logits (exact arithmetic) on the first tokens of
+    ``text`` from transformers' logits of the float checkpoint ``hf_dir``."""
+    from minicpm_edge import Model
+    ids = Model(str(paths[0]), n_ctx=256, n_threads=2).tokenize(text)[:n_tokens]
+    ref = transformers_llama_logits(hf_dir, ids)
+    errors = []
+    for path in paths:
+        got = Model(str(path), n_ctx=256, n_threads=2, int8_activations=False).logits(ids)
+        errors.append(float(np.sqrt(np.mean((got - ref) ** 2))))
+    return errors

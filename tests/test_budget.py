@@ -15,7 +15,7 @@ from conftest import WIKI_TEST, WIKI_VALID
 from minicpm_edge import Model
 from minicpm_edge.convert import ConvertError, convert
 from minicpm_edge.convert.budget import parse_size, solve
-from model_oracles import transformers_llama_logits
+from model_oracles import logit_rms_errors
 
 KEY = "minicpm_edge.lowbit."
 
@@ -108,14 +108,7 @@ def test_target_size_file(tiny_models, tmp_path, calib_file, method):
                 and not n.endswith((".scale", ".min", "_norm.weight"))}
     assert len(matrices) == 14 and len(set(matrices.values())) >= 2, matrices
 
-    probe = Model(str(low), n_ctx=256, n_threads=2)
-    ids = probe.tokenize(WIKI_TEST.read_bytes()[:4000].decode("utf-8", "replace"))[:160]
-    ref = transformers_llama_logits(hf, ids)
-
-    def err(path):
-        got = Model(str(path), n_ctx=256, n_threads=2, int8_activations=False).logits(ids)
-        return float(np.sqrt(np.mean((got - ref) ** 2)))
-    e_low, e_mixed = err(low), err(mixed)
+    e_low, e_mixed = logit_rms_errors(hf, [low, mixed], WIKI_TEST.read_bytes()[:4000].decode("utf-8", "replace"))
     print(f"{method}: logit RMS error vs transformers, w2g64 {e_low:.4f}, mixed at {target} bytes {e_mixed:.4f}")
     assert e_mixed < e_low
 

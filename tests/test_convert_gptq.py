@@ -6,13 +6,11 @@ from __future__ import annotations
 import subprocess
 import sys
 
-import numpy as np
 import pytest
 
 from conftest import WIKI_TEST, WIKI_VALID
-from minicpm_edge import Model
 from minicpm_edge.convert import ConvertError, convert
-from model_oracles import transformers_llama_logits
+from model_oracles import logit_rms_errors
 
 
 @pytest.fixture(scope="module")
@@ -29,14 +27,7 @@ def test_calibrated_model_closer_to_float_than_rtn(tiny_models, tmp_path, calib_
     rtn = convert(hf, tmp_path / "rtn.gguf", typ, progress=False)
     gptq = convert(hf, tmp_path / "gptq.gguf", typ, progress=False, method=method, calib=calib_file,
                    calib_windows=8, calib_ctx=128)
-    probe = Model(str(rtn), n_ctx=256, n_threads=2)
-    ids = probe.tokenize(WIKI_TEST.read_bytes()[:4000].decode("utf-8", "replace"))[:160]
-    ref = transformers_llama_logits(hf, ids)
-
-    def err(path):
-        got = Model(str(path), n_ctx=256, n_threads=2, int8_activations=False).logits(ids)
-        return float(np.sqrt(np.mean((got - ref) ** 2)))
-    e_rtn, e_gptq = err(rtn), err(gptq)
+    e_rtn, e_gptq = logit_rms_errors(hf, [rtn, gptq], WIKI_TEST.read_bytes()[:4000].decode("utf-8", "replace"))
     print(f"{typ}: logit RMS error vs transformers, rtn {e_rtn:.4f}, {method} {e_gptq:.4f}")
     assert e_gptq < 0.85 * e_rtn
     # same layout and size as the RTN file: only the codes and params differ

@@ -61,3 +61,35 @@ def test_quant_report_bad_arguments(tiny_models, tmp_path, texts):
                         "--calib", str(texts / "calib.txt"), "--eval", str(texts / "eval.txt"),
                         "-o", str(tmp_path / "r"), "--types", "w9g7"], capture_output=True, text=True)
     assert r.returncode != 0 and "w9g7" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_quant_report_value_grids(tiny_models, tmp_path, texts):
+    """--grids: integer vs minifloat/MX/NVFP4 grids under RTN and GPTQ, evaluated as F32
+    values; 8-bit integers barely move the float model's perplexity, and the table says
+    which family wins at each element width."""
+    out = tmp_path / "report"
+    grids = {"int8g32s": 8.5, "e4m3g32": 8.5, "int4g32s": 4.5, "e2m1g32": 4.5, "nvfp4": 4.5, "mxfp4": 4.25}
+    r = subprocess.run([sys.executable, "-m", "minicpm_edge", "quant-report", "-m", str(tiny_models / "llama"),
+                        "--calib", str(texts / "calib.txt"), "--eval", str(texts / "eval.txt"), "-o", str(out),
+                        "--types", "", "--methods", "rtn,gptq", "--grids", ",".join(grids), "--ctx", "64",
+                        "--chunks", "4", "--calib-windows", "4", "--calib-ctx", "64", "-q"],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    points = {(p["type"], p["method"]): p for p in json.loads((out / "report.json").read_text())["points"]}
+    assert set(points) == {(g, m) for g in grids for m in ("rtn", "gptq")}
+    for (g, _), p in points.items():
+        assert p["bpw_layers"] == pytest.approx(grids[g])
+        assert p["element_bits"] == (8 if "8" in g or g.startswith("e4m3") else 4)
+    f32 = Model(str(out / "llama-f16.gguf"), n_ctx=64, n_threads=2, int8_activations=False)
+    base = f32.perplexity(read_raw(texts / "eval.txt"), 64, 4)
+    assert points[("int8g32s", "rtn")]["ppl"] == pytest.approx(base, rel=0.01)
+    assert abs(points[("int4g32s", "rtn")]["ppl"] / base - 1) > abs(points[("int8g32s", "rtn")]["ppl"] / base - 1)
+    md = (out / "report.md").read_text()
+    assert md.count("| integer |") == 4 and md.count("| minifloat |") == 4
+    assert "- 4 bits, gptq:" in md and "- 8 bits, rtn:" in md
+    assert not list(out.glob(".grid-*"))   # the F32 files were temporary
+
+    r = subprocess.run([sys.executable, "-m", "minicpm_edge", "quant-report", "-m", str(tiny_models / "llama"),
+                        "--calib", str(texts / "calib.txt"), "--eval", str(texts / "eval.txt"),
+                        "-o", str(tmp_path / "r2"), "--grids", "fp5"], capture_output=True, text=True)
+    assert r.returncode != 0 and "unknown grid" in r.stderr and "Traceback" not in r.stderr

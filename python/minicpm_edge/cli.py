@@ -97,7 +97,7 @@ def cmd_quant_report(a) -> int:
     split = lambda text: [x.strip() for x in text.split(",") if x.strip()]   # noqa: E731
     quant_report.run(Path(a.model), Path(a.calib), Path(a.eval), Path(a.output), split(a.types), split(a.methods),
                      ctx=a.ctx, chunks=a.chunks or None, calib_windows=a.calib_windows, calib_ctx=a.calib_ctx,
-                     n_threads=a.threads, peers=peers, progress=not a.quiet)
+                     n_threads=a.threads, peers=peers, progress=not a.quiet, grids=split(a.grids))
     print(f"wrote {Path(a.output) / 'report.md'}", file=sys.stderr)
     return 0
 
@@ -263,6 +263,10 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("-o", "--output", default="quant-report", help="directory for the files and the report")
     r.add_argument("--types", default="w4g64,w3g64,w2g64", help="comma-separated --type values")
     r.add_argument("--methods", default="rtn,gptq", help="comma-separated methods (rtn, gptq, awq, awq-gptq)")
+    r.add_argument("--grids", default="", metavar="LIST",
+                   help="comma-separated value grids to compare (integer vs minifloat, MX, NVFP4), e.g. "
+                        "int8g32s,e4m3g32,int4g32s,e2m1g32,mxfp4,nvfp4: each evaluated as F32 values under the "
+                        "rtn/gptq of --methods (see minicpm_edge.convert.grids)")
     r.add_argument("-c", "--ctx", type=int, default=2048, help="perplexity window (default 2048)")
     r.add_argument("--chunks", type=int, default=20, help="perplexity windows (default 20; 0 = all)")
     r.add_argument("--calib-windows", type=int, default=None, metavar="N")

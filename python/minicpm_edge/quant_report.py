@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -35,6 +36,8 @@ class Point:
     bpw_file: float = math.nan     # file bits per model parameter
     seconds: float = math.nan      # conversion time
     path: str = ""
+    family: str = ""               # value grids only: integer, minifloat, MX, NVFP4
+    element_bits: int = 0          # value grids only: bits of one weight's code
 
 
 def parse_peer(text: str) -> Point:
@@ -80,10 +83,12 @@ def bits_per_weight(path: Path) -> tuple[float, float]:
 
 def run(source: Path, calib: Path, eval_file: Path, out_dir: Path, types=DEFAULT_TYPES, methods=DEFAULT_METHODS,
         ctx: int = 2048, chunks: int | None = 20, calib_windows: int | None = None, calib_ctx: int | None = None,
-        n_threads: int | None = None, peers: tuple[Point, ...] = (), progress: bool = True) -> list[Point]:
+        n_threads: int | None = None, peers: tuple[Point, ...] = (), progress: bool = True,
+        grids: tuple[str, ...] = ()) -> list[Point]:
     from tqdm import tqdm
 
     from .convert import calibrate, convert, parse_out_type
+    from .convert import grids as grids_mod
     from .convert.methods import parse_method
     from .model import Model
 
@@ -91,12 +96,13 @@ def run(source: Path, calib: Path, eval_file: Path, out_dir: Path, types=DEFAULT
     out_dir.mkdir(parents=True, exist_ok=True)
     types = [parse_out_type(t).name for t in types]
     methods = [parse_method(m) for m in methods]
+    grid_list = [grids_mod.grid(g) for g in grids]
     text = Path(eval_file).read_bytes().decode("utf-8")
     calib_text = calibrate.read_text(calib)
     if source.is_dir():   # one F16 file for every conversion and for the calibration run
         source = convert(source, out_dir / f"{source.resolve().name}-f16.gguf", "f16", progress=progress)
     calibration, calib_seconds = None, 0.0
-    if any(m != "rtn" for m in methods):
+    if any(m != "rtn" for m in methods) and (types or grid_list):
         # Shared by every calibrated conversion; its first pass of layers is captured
         # here, so that the conversion times below leave it out (a model too large for
         # one pass captures the later passes during each conversion).
@@ -121,6 +127,19 @@ def run(source: Path, calib: Path, eval_file: Path, out_dir: Path, types=DEFAULT
         points.append(Point(f"{typ} {method}", path.stat().st_size / 2**20, ppl, typ, method, bpw_layers, bpw_file,
                             seconds, str(path)))
         log.info("%s %s: %.1f MiB, PPL %.4f", typ, method, points[-1].size_mib, ppl)
+    grid_methods = [m for m in methods if m in ("rtn", "gptq")]
+    for g, method in tqdm([(g, m) for g in grid_list for m in grid_methods], desc="value grids", unit="grid",
+                          disable=not progress):
+        with tempfile.TemporaryDirectory(dir=out_dir, prefix=".grid-") as tmp:
+            t0 = time.perf_counter()
+            path = grids_mod.fake_quantized(source, Path(tmp) / "grid.gguf", g,
+                                            calibration if method == "gptq" else None)
+            seconds = time.perf_counter() - t0
+            model = Model(str(path), n_ctx=ctx, n_threads=n_threads, int8_activations=False)
+            ppl = model.perplexity(text, n_ctx=ctx, n_chunks=chunks, progress=progress)
+            del model
+        points.append(Point(f"{g.name} {method}", math.nan, ppl, g.name, method, g.bpw, math.nan, seconds,
+                            family=g.family, element_bits=g.element_bits))
     extra = {"calibration_seconds": calib_seconds,
              "calibration_tokens": calibration.n_tokens if calibration is not None else 0}
     write_report(out_dir, source, points, list(peers), ctx, chunks, extra)
@@ -135,13 +154,38 @@ def markdown(source: Path, points: list[Point], peers: list[Point], ctx: int, ch
              f"({extra['calibration_tokens']} tokens, {extra['calibration_seconds']:.0f} s).", "",
              "| type | method | size MiB | bpw (layers) | bpw (file) | PPL | convert s |",
              "|---|---|---|---|---|---|---|"]
-    for p in sorted(points, key=lambda p: p.size_mib):
+    files = [p for p in points if not p.family]
+    for p in sorted(files, key=lambda p: p.size_mib):
         lines.append(f"| {p.type} | {p.method} | {p.size_mib:.1f} | {p.bpw_layers:.2f} | {p.bpw_file:.2f} | "
                      f"{p.ppl:.4f} | {p.seconds:.0f} |")
+    lines += grid_table([p for p in points if p.family])
     if peers:
         lines += ["", "Peers (given with --peer):", "", "| file | size MiB | PPL |", "|---|---|---|"]
         lines += [f"| {p.label} | {p.size_mib:.1f} | {p.ppl:.4f} |" for p in peers]
     return "\n".join(lines) + "\n"
+
+
+def grid_table(points: list[Point]) -> list[str]:
+    """The value-grid rows and, per element width and method, which family wins."""
+    if not points:
+        return []
+    lines = ["", "Value grids (--grids): each decoder-layer matrix rounded to the grid and run as F32 "
+             "(exact arithmetic), so only the values differ; bpw counts the scales.", "",
+             "| grid | family | element bits | bpw | method | PPL |", "|---|---|---|---|---|---|"]
+    for p in sorted(points, key=lambda p: (-p.element_bits, p.method, p.ppl)):
+        lines.append(f"| {p.type} | {p.family} | {p.element_bits} | {p.bpw_layers:.2f} | {p.method} | {p.ppl:.4f} |")
+    lines.append("")
+    for bits in sorted({p.element_bits for p in points}, reverse=True):
+        for method in sorted({p.method for p in points}):
+            pts = sorted((p for p in points if p.element_bits == bits and p.method == method), key=lambda p: p.ppl)
+            if len({p.family for p in pts}) < 2:
+                continue
+            best = pts[0]
+            rival = next(p for p in pts if p.family != best.family)
+            lines.append(f"- {bits} bits, {method}: {best.family} wins ({best.type}, {best.bpw_layers:.2f} bpw, "
+                         f"PPL {best.ppl:.4f}) over the best {rival.family} ({rival.type}, "
+                         f"{rival.bpw_layers:.2f} bpw, PPL {rival.ppl:.4f}).")
+    return lines
 
 
 def write_report(out_dir: Path, source: Path, points: list[Point], peers: list[Point], ctx: int,
@@ -158,8 +202,9 @@ def write_report(out_dir: Path, source: Path, points: list[Point], peers: list[P
         log.warning("matplotlib is not installed: no pareto.png (pip install matplotlib)")
         return
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    for method in sorted({p.method for p in points}):
-        pts = sorted((p for p in points if p.method == method), key=lambda p: p.size_mib)
+    files = [p for p in points if not p.family]
+    for method in sorted({p.method for p in files}):
+        pts = sorted((p for p in files if p.method == method), key=lambda p: p.size_mib)
         ax.plot([p.size_mib for p in pts], [p.ppl for p in pts], "o-", label=f"minicpm-edge {method}")
         for p in pts:
             ax.annotate(p.type, (p.size_mib, p.ppl), fontsize=7, xytext=(3, 3), textcoords="offset points")

@@ -20,13 +20,11 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import tempfile
 import time
 from pathlib import Path
 
-from minicpm_edge import Model
 from minicpm_edge.convert import calibrate
-from minicpm_edge.convert.grids import fake_quantized, grid
+from minicpm_edge.convert.grids import grid, grid_perplexity
 
 DEFAULT = ("int8g32s,int8g32,e4m3g32,e5m2g32,mxfp8_e4m3,mxfp8_e5m2,"
            "int6g32s,int6g32,e3m2g32,e2m3g32,mxfp6_e3m2,mxfp6_e2m3,"
@@ -60,15 +58,11 @@ def main(argv=None) -> int:
     for name in [f.strip() for f in a.formats.split(",") if f.strip()]:
         if (name, a.method) in done:
             continue
+        t0 = time.time()
         g = grid(name)
-        with tempfile.TemporaryDirectory(dir=out.parent) as tmp:
-            path = Path(tmp) / "fake.gguf"
-            t0 = time.time()
-            fake_quantized(a.model, path, g, cal)
-            model = Model(str(path), n_ctx=a.ctx, n_threads=a.threads, int8_activations=False)
-            ppl = model.perplexity(text, n_ctx=a.ctx, n_chunks=a.chunks)
-            del model
-        rows.append({"format": name, "method": a.method, "bpw": round(g.bpw, 4), "ppl": ppl, "seconds": round(time.time() - t0, 1)})
+        ppl, _ = grid_perplexity(a.model, g, text, out.parent, cal, a.ctx, a.chunks, a.threads)
+        rows.append({"format": name, "method": a.method, "bpw": round(g.bpw, 4), "ppl": ppl,
+                     "seconds": round(time.time() - t0, 1)})
         out.write_text(json.dumps(rows, indent=1))
         print(f"{name:12s} {a.method:5s} {g.bpw:6.3f} bpw  PPL {ppl:.4f}", flush=True)
     return 0

@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -130,14 +129,8 @@ def run(source: Path, calib: Path, eval_file: Path, out_dir: Path, types=DEFAULT
     grid_methods = [m for m in methods if m in ("rtn", "gptq")]
     for g, method in tqdm([(g, m) for g in grid_list for m in grid_methods], desc="value grids", unit="grid",
                           disable=not progress):
-        with tempfile.TemporaryDirectory(dir=out_dir, prefix=".grid-") as tmp:
-            t0 = time.perf_counter()
-            path = grids_mod.fake_quantized(source, Path(tmp) / "grid.gguf", g,
-                                            calibration if method == "gptq" else None)
-            seconds = time.perf_counter() - t0
-            model = Model(str(path), n_ctx=ctx, n_threads=n_threads, int8_activations=False)
-            ppl = model.perplexity(text, n_ctx=ctx, n_chunks=chunks, progress=progress)
-            del model
+        ppl, seconds = grids_mod.grid_perplexity(source, g, text, out_dir, calibration if method == "gptq" else None,
+                                                 ctx, chunks, n_threads, progress)
         points.append(Point(f"{g.name} {method}", math.nan, ppl, g.name, method, g.bpw, math.nan, seconds,
                             family=g.family, element_bits=g.element_bits))
     extra = {"calibration_seconds": calib_seconds,

@@ -27,10 +27,10 @@ from gguf import GGML_QUANT_SIZES, GGMLQuantizationType, quants
 
 from . import lowbit
 from .errors import ConvertError
-from .gguf_source import float_tensors, planned_tensors
+from .gguf_source import float_tensors, open_gguf, planned_tensors
 from .lowbit import LowBitType
 from .plan import LowBitQuantizer, Rewrite
-from .quantize import OutType, encode, is_layer_matrix, nbytes, parse_out_type
+from .quantize import OutType, encode, head_tensor, is_layer_matrix, nbytes, parse_out_type
 
 
 Q = GGMLQuantizationType
@@ -238,8 +238,6 @@ def _approximate(name: str, w: np.ndarray, t, quantize: LowBitQuantizer) -> np.n
 def describe(path: Path) -> str:
     """How many decoder-layer matrices (and which head) a file has per type, e.g.
     ``w4g32 x180, q8_0 x30; head token_embd.weight w4g32``."""
-    from .gguf_source import open_gguf
-    from .quantize import head_tensor
     reader = open_gguf(path)
     lowbits = lowbit.read_descriptors(reader)
     kinds = {t.name: lowbits[t.name].name if t.name in lowbits else t.tensor_type.name.lower()

@@ -14,7 +14,10 @@ the scales: b + 16/G (+16/G for a zero point), MX b + 8/32, NVFP4 4 + 8/16.
 from __future__ import annotations
 
 import re
+import tempfile
+import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -32,7 +35,7 @@ class Grid:
     element_bits: int
     bpw: float
     group: int
-    quantize: object     # (w [M, K], Hessian [K, K] or None) -> values [M, K]; None: RTN
+    quantize: object     # (w [M, K], Hessian [K, K] or None) -> values [M, K]: GPTQ, or RTN without one
 
 
 _INT = re.compile(r"int(\d)g(\d+)(s?)$")
@@ -91,10 +94,24 @@ class FakeQuant:
         return self.grid.quantize(np.asarray(values, np.float32), None if stats is None else stats.hessian)
 
 
-def fake_quantized(src, out, g: Grid, calibration=None, progress: bool = False):
+def fake_quantized(src, out, g: Grid, calibration=None, progress: bool = False) -> Path:
     """An F32 GGUF of ``src`` whose decoder-layer matrices hold their values on grid ``g``."""
-    from pathlib import Path
-
     from .gguf_source import retype_gguf
     from .quantize import OUT_TYPES
     return retype_gguf(Path(src), Path(out), OUT_TYPES["f32"], progress=progress, rewrite=FakeQuant(g, calibration))
+
+
+def grid_perplexity(src, g: Grid, text: str, workdir, calibration=None, ctx: int = 2048, chunks: int | None = 20,
+                    n_threads: int | None = None, progress: bool = False) -> tuple[float, float]:
+    """(perplexity of ``text`` with ``src``'s layer matrices on grid ``g``, run in exact
+    arithmetic; seconds spent making the grid's file, which lives in a temporary
+    directory under ``workdir``)."""
+    from ..model import Model
+    with tempfile.TemporaryDirectory(dir=workdir, prefix=".grid-") as tmp:
+        t0 = time.perf_counter()
+        path = fake_quantized(src, Path(tmp) / "grid.gguf", g, calibration)
+        seconds = time.perf_counter() - t0
+        model = Model(str(path), n_ctx=ctx, n_threads=n_threads, int8_activations=False)
+        ppl = model.perplexity(text, n_ctx=ctx, n_chunks=chunks, progress=progress)
+        del model   # it maps the file, which goes with the directory
+    return ppl, seconds

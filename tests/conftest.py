@@ -34,7 +34,7 @@ def default_model() -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_models() -> Path:
-    """Directory with llama/, llama-tied/, minicpm/, minicpm4/ HF checkpoints."""
+    """Directory with llama/, llama-tied/, minicpm/, minicpm4/, bitnet/, bitnet-packed/ HF checkpoints."""
     script = REPO / "tools" / "make_tiny_models.py"
     # Keyed by the script's content so a changed generator never reuses old files.
     digest = hashlib.sha256(script.read_bytes()).hexdigest()[:12]

@@ -21,7 +21,8 @@ def transformers_llama_logits(hf_dir: Path, ids: list[int]) -> np.ndarray:
     model = LlamaForCausalLM.from_pretrained(str(hf_dir), torch_dtype=torch.float32)
     model.eval()
     with torch.no_grad():
-        out = model(torch.tensor([ids]))
+        with torch._dynamo.config.patch(disable=True):
+            out = model(torch.tensor([ids]))
     return out.logits[0].double().numpy()
 
 
@@ -73,7 +74,8 @@ def minicpm_as_llama_logits(hf_dir: Path, ids: list[int]) -> np.ndarray:
     assert not unexpected and all("rotary" in m for m in missing), (missing, unexpected)
     model.eval()
     with torch.no_grad():
-        out = model(torch.tensor([ids]))
+        with torch._dynamo.config.patch(disable=True):
+            out = model(torch.tensor([ids]))
     return out.logits[0].double().numpy()
 
 
@@ -127,3 +129,49 @@ def logit_rms_errors(hf_dir: Path, paths: list[Path], text: str, n_tokens: int =
         got = Model(str(path), n_ctx=256, n_threads=2, int8_activations=False).logits(ids)
         errors.append(float(np.sqrt(np.mean((got - ref) ** 2))))
     return errors
+
+
+def transformers_bitnet_logits(hf_dir: Path, ids: list[int], *, act_quant: bool = True,
+                               weights: dict[str, np.ndarray] | None = None,
+                               embed: np.ndarray | None = None) -> np.ndarray:
+    """transformers' BitNetForCausalLM (fp32) with BitNet b1.58's linear layers, built
+    from transformers' own pieces (integrations/bitnet.py):
+
+    - a checkpoint in the packed release format loads as transformers' BitLinear;
+    - float master weights: every decoder linear becomes AutoBitLinear in online
+      mode (absmean ternary weights, int8 per-token absmax activations), or with
+      act_quant=False a plain Linear holding WeightQuant's ternary values;
+    - ``weights`` (HF name -> float32 values) replaces tensors first; the decoder
+      linears then take those values as they are (AutoBitLinear offline, scale 1);
+    - ``embed`` replaces the token embedding only (e.g. by a GGUF's Q8_0 table).
+
+    torch.compile is disabled: on this torch the compiled ActQuant of a module's
+    first call can differ from its later calls by an activation step (seen as
+    1e-3 relative logit changes between two identical forward passes)."""
+    import torch
+    import torch._dynamo
+    from transformers import BitNetForCausalLM
+    from transformers.integrations.bitnet import AutoBitLinear, WeightQuant
+
+    model = BitNetForCausalLM.from_pretrained(str(hf_dir), torch_dtype=torch.float32).eval()
+    packed = (json.loads((Path(hf_dir) / "config.json").read_text()).get("quantization_config") or {})
+    with torch.no_grad():
+        params = dict(model.named_parameters())
+        if embed is not None:
+            params["model.embed_tokens.weight"].copy_(torch.from_numpy(np.ascontiguousarray(embed, np.float32)))
+        for name, value in (weights or {}).items():
+            params[name].copy_(torch.from_numpy(np.ascontiguousarray(value, dtype=np.float32)))
+        if not packed:
+            for name, mod in list(model.named_modules()):
+                if not isinstance(mod, torch.nn.Linear) or name == "lm_head":
+                    continue
+                if not act_quant:
+                    if weights is None:
+                        mod.weight.copy_(WeightQuant.apply(mod.weight))
+                    continue
+                new = AutoBitLinear(mod.in_features, mod.out_features, bias=False, online_quant=weights is None)
+                new.weight = mod.weight
+                model.set_submodule(name, new)
+        with torch._dynamo.config.patch(disable=True):
+            out = model(torch.tensor([ids]))
+    return out.logits[0].double().numpy()

@@ -8,8 +8,13 @@ OUT_DIR/llama-tied   the same with tie_word_embeddings and Llama 3.1 ("llama3") 
 OUT_DIR/minicpm      MiniCPM-1B/2B-like (MiniCPMForCausalLM), tied, BF16, SentencePiece;
                      intermediate_size 144 so ffn_down rows are not a multiple of 32
 OUT_DIR/minicpm4     MiniCPM4-like: LongRoPE, sparse_config, untied head, F16 in two shards
+OUT_DIR/bitnet       BitNetForCausalLM (transformers), squared-ReLU FFN, untied head, F32
+                     full-precision master weights (ternarized at conversion)
+OUT_DIR/bitnet-packed  the same model family in the packed release format of
+                     microsoft/bitnet-b1.58-2B-4T: uint8 ternary codes + weight_scale, BF16, tied
 
-Shapes: hidden 64 (minicpm4: 128), 2 layers, 4 heads, 2 KV heads, vocab 512.
+Shapes: hidden 64 (minicpm4: 128; bitnet: 256, so rows split into llama.cpp's 256-element
+ternary blocks), 2 layers, 4 heads, 2 KV heads, vocab 512.
 Tokenizers are trained on the wikitext-2 validation text from the shared data
 directory: a 512-token byte-level BPE (SmolLM2's special tokens and chat format)
 and a 506-piece SentencePiece BPE model with byte fallback plus MiniCPM's ChatML
@@ -231,12 +236,69 @@ def write_minicpm4(out: Path, seed: int) -> None:
                 {"metadata": {"total_size": total}, "weight_map": dict(sorted(weight_map.items()))})
 
 
+# ---- BitNet (transformers) ----------------------------------------------------------------
+def bitnet_model(vocab_size: int, tied: bool, seed: int):
+    import torch
+    from transformers import BitNetConfig, BitNetForCausalLM
+
+    config = BitNetConfig(
+        vocab_size=vocab_size, hidden_size=256, intermediate_size=512, num_hidden_layers=2,
+        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=2048, rms_norm_eps=1e-5,
+        rope_parameters={"rope_type": "default", "rope_theta": 500000.0}, tie_word_embeddings=tied,
+        initializer_range=0.08, bos_token_id=1, eos_token_id=2, pad_token_id=2)
+    torch.manual_seed(seed)
+    model = BitNetForCausalLM(config)
+    with torch.no_grad():  # HF initialises norms to exactly 1; give them structure
+        for name, p in model.named_parameters():
+            if name.endswith("norm.weight"):
+                p.copy_(1.0 + 0.1 * torch.randn_like(p))
+    return model
+
+
+def write_bitnet(out: Path, vocab_size: int, seed: int) -> None:
+    bitnet_model(vocab_size, tied=False, seed=seed).save_pretrained(str(out), safe_serialization=True)
+
+
+def write_bitnet_packed(out: Path, vocab_size: int, seed: int) -> None:
+    """The release format transformers' BitLinear reads (integrations/bitnet.py): each
+    decoder linear ternarized by absmean, packed four codes t + 1 to a byte along the
+    output dimension (row k * out/4 + i in bits 2k of byte row i), with weight_scale =
+    1 / s (BitLinear divides its output by it); everything else BF16."""
+    import torch
+    from safetensors.torch import save_file
+
+    model = bitnet_model(vocab_size, tied=True, seed=seed)
+    linears = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+    tensors = {}
+    for name, p in model.state_dict().items():
+        if name == "lm_head.weight":
+            continue
+        w = p.detach().float()
+        if name.endswith(".weight") and name.split(".")[-2] in linears:
+            iscale = 1.0 / w.abs().mean().clamp(min=1e-5)
+            t = (w * iscale).round().clamp(-1, 1).to(torch.int16) + 1
+            rows = t.shape[0] // 4
+            packed = torch.zeros((rows, t.shape[1]), dtype=torch.int16)
+            for k in range(4):
+                packed |= t[k * rows:(k + 1) * rows] << (2 * k)
+            tensors[name] = packed.to(torch.uint8)
+            tensors[name[:-len("weight")] + "weight_scale"] = iscale.reshape(1).to(torch.bfloat16)
+        else:
+            tensors[name] = w.to(torch.bfloat16).contiguous()
+    save_file(tensors, str(out / "model.safetensors"), metadata={"format": "pt"})
+    config = json.loads(json.dumps(model.config.to_dict()))
+    config.update({"architectures": ["BitNetForCausalLM"], "torch_dtype": "bfloat16",
+                   "quantization_config": {"quant_method": "bitnet", "linear_class": "bitlinear",
+                                           "quantization_mode": "offline"}})
+    _write_json(out / "config.json", config)
+
+
 # ---- driver -------------------------------------------------------------------------------
 def make_all(out_dir: str | os.PathLike, smollm2_gguf: str | os.PathLike | None = None,
              use_smollm2: bool = False) -> dict[str, Path]:
     """Write all four checkpoints under ``out_dir``; returns name -> directory."""
     root = Path(out_dir)
-    dirs = {name: root / name for name in ("llama", "llama-tied", "minicpm", "minicpm4")}
+    dirs = {name: root / name for name in ("llama", "llama-tied", "minicpm", "minicpm4", "bitnet", "bitnet-packed")}
     for d in dirs.values():
         d.mkdir(parents=True, exist_ok=True)
     lines = corpus_lines()
@@ -249,6 +311,9 @@ def make_all(out_dir: str | os.PathLike, smollm2_gguf: str | os.PathLike | None 
     for name, writer, seed in (("minicpm", write_minicpm, 3), ("minicpm4", write_minicpm4, 4)):
         write_spm_tokenizer(dirs[name], lines)
         writer(dirs[name], seed)
+    for name, writer, seed in (("bitnet", write_bitnet, 5), ("bitnet-packed", write_bitnet_packed, 6)):
+        vocab = write_bpe_tokenizer(dirs[name], lines)
+        writer(dirs[name], vocab, seed)
     return dirs
 
 

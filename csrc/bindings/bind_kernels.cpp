@@ -238,6 +238,28 @@ py::array_t<float> lowbit_matmul(int bits, int group, const py::object& codes, c
   return run_matmul(owner.output, x, n_tok, int8, n_threads, isa);
 }
 
+// y = x W^T for a ternary matrix in the file layout (docs/FORMAT.md "t2"), through
+// the model's driver: int8 per-token activations (int8=True) or weights decoded to f32.
+py::array_t<float> ternary_matmul(const py::object& codes, float scale, int64_t rows, FloatArray x, bool int8,
+                                  int n_threads, const py::object& isa) {
+  if (x.ndim() != 2) throw ArgumentError("x must be a 2-D float32 array [n_tokens, cols]");
+  const int64_t n_tok = x.shape(0), cols = x.shape(1);
+  if (rows < 1 || cols < 1 || cols % kTernaryChunk != 0)
+    throw ArgumentError("rows >= 1 and cols a multiple of 128 required");
+  if (n_threads < 1 || n_threads > 64) throw ArgumentError("n_threads must be between 1 and 64");
+  size_t n_codes = 0;
+  std::vector<float> cbuf = copy_bytes(codes, &n_codes);
+  if (n_codes != ternary_row_bytes(cols) * size_t(rows)) throw ArgumentError("codes size does not match rows x cols");
+  Weight w;
+  w.type = GgmlType::I8;
+  w.rows = rows;
+  w.cols = cols;
+  w.row_bytes = ternary_row_bytes(cols);
+  w.data = reinterpret_cast<const uint8_t*>(cbuf.data());
+  w.ternary = TernaryFormat{kTernaryT2, scale};
+  return run_matmul(w, x, n_tok, int8, n_threads, isa);
+}
+
 void check_same_size(const FloatArray& a, const FloatArray& b) {
   if (a.ndim() != 1 || b.ndim() != 1 || a.size() != b.size()) {
     throw ArgumentError("expected two 1-D float32 arrays of equal length, got sizes " +
@@ -275,6 +297,10 @@ void register_kernels(py::module_& m) {
         py::arg("isa") = py::none(),
         "y[n_tok, rows] = x . W^T for a low-bit matrix in the file layout (docs/FORMAT.md): table "
         "lookup with int8 tables (int8=True) or weights decoded to f32 (int8=False). mins=None: symmetric.");
+  m.def("ternary_matmul", &ternary_matmul, py::arg("codes"), py::arg("scale"), py::arg("rows"), py::arg("x"),
+        py::arg("int8") = true, py::arg("n_threads") = 1, py::arg("isa") = py::none(),
+        "y[n_tok, rows] = x . W^T for a ternary t2 matrix in the file layout (docs/FORMAT.md): int8 "
+        "per-token activations and integer dots (int8=True), or weights decoded to f32.");
   m.def("set_lowbit_gemm", [](const std::string& path) {
     if (path == "auto") set_lowbit_gemm(LowBitGemm::Auto);
     else if (path == "lut") set_lowbit_gemm(LowBitGemm::Lut);

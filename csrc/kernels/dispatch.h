@@ -9,6 +9,7 @@
 #include "kernels/lut_layout.h"
 #include "kernels/packed_layout.h"
 #include "kernels/ref/ref_kernels.h"
+#include "kernels/ternary_layout.h"
 #include "quant/ggml_types.h"
 
 namespace mce {
@@ -90,6 +91,17 @@ using LutBuildFn = void (*)(const float* x, int64_t K, int group, int8_t* tables
 using LutGemvFn = void (*)(const LowBitFormat& f, int64_t K, const uint8_t* tile, const int8_t* tables,
                            const float* half_sigma, const float* xsum, float* y);
 
+// Ternary weights (kernels/ternary_layout.h; BitNet b1.58).
+// TernaryQuantizeFn: one token's K inputs to int8 as TernaryActivation
+// states (BitLinear's per-token absmax); every level gives the same bytes.
+using TernaryQuantizeFn = TernaryActivation (*)(const float* x, int64_t K, int8_t* a);
+// TernaryDotsFn: for n_rows rows of t2 codes (row r at w + r * row_bytes) and
+// n_tok activation rows (token t at act + t * act_stride), K a multiple of
+// 128: out[t * out_stride + r] = sum_k q_{r,k} a_{t,k}, the codes q in
+// {0, 1, 2} unsigned. Exact int32 on every level (|sum| <= 256 K).
+using TernaryDotsFn = void (*)(int64_t K, const uint8_t* w, size_t row_bytes, int n_rows, const int8_t* act,
+                               size_t act_stride, int n_tok, int32_t* out, int64_t out_stride);
+
 struct WeightKernel {
   GgmlType act_type = GgmlType::F32;   // F32, Q8_0, Q8_1 or Q8_K
   VecDotFn vec_dot = nullptr;          // nullptr: type not supported for matmul
@@ -115,6 +127,9 @@ struct KernelTable {
   // Low-bit table lookup; always set (scalar fallback).
   LutBuildFn lut_build = nullptr;
   LutGemvFn lut_gemv = nullptr;
+  // Ternary; always set (scalar fallback).
+  TernaryQuantizeFn ternary_quantize = nullptr;
+  TernaryDotsFn ternary_dots = nullptr;
 };
 
 // The kernels one ISA level provides. make_kernel_table() turns a set into a
@@ -138,6 +153,8 @@ struct KernelSet {
   GemvPanel16Fn gemv_f16_panel = nullptr, gemv_bf16_panel = nullptr;  // nullptr: scalar
   LutBuildFn lut_build = nullptr;  // nullptr: scalar
   LutGemvFn lut_gemv = nullptr;    // nullptr: scalar
+  TernaryQuantizeFn ternary_quantize = nullptr;  // nullptr: scalar
+  TernaryDotsFn ternary_dots = nullptr;          // nullptr: scalar
 };
 
 constexpr KernelTable make_kernel_table(Isa isa, const KernelSet& k) {
@@ -178,6 +195,8 @@ constexpr KernelTable make_kernel_table(Isa isa, const KernelSet& k) {
   t.gemv_bf16_panel = k.gemv_bf16_panel ? k.gemv_bf16_panel : ref::gemv_bf16_panel;
   t.lut_build = k.lut_build ? k.lut_build : ref::lut_build;
   t.lut_gemv = k.lut_gemv ? k.lut_gemv : ref::lut_gemv;
+  t.ternary_quantize = k.ternary_quantize ? k.ternary_quantize : ref::ternary_quantize;
+  t.ternary_dots = k.ternary_dots ? k.ternary_dots : ref::ternary_dots;
   return t;
 }
 

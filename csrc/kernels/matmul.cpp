@@ -36,6 +36,12 @@ constexpr int64_t kInt8MinTokens[5] = {0, 0, 0, 320, 192};
 
 // Columns [k0, k1) of row r decoded to f32 (k0, k1 on block boundaries).
 void decode_row_slice(const KernelTable& kt, const Weight& w, int64_t r, int64_t k0, int64_t k1, float* out) {
+  if (w.ternary.kind > 0) {
+    // k0, k1 are multiples of the panel slice (512) or the row's ends, so
+    // whole 128-input chunks.
+    ternary_decode_row(w.row(r) + ternary_row_bytes(k0), k1 - k0, w.ternary.scale, out);
+    return;
+  }
   if (w.packed_kind == PackedKind::LutTile) {
     lut_decode_row(w.lowbit, w.cols, w.group(r / kLutTileRows), int(r % kLutTileRows), k0, k1, out);
     return;
@@ -343,6 +349,52 @@ void matmul_lut_int8(const MatmulTarget* targets, int n, const float* x, int64_t
   });
 }
 
+// Ternary weights (kernels/ternary_layout.h) against int8 activations
+// quantized per token as BitNet's BitLinear: one quantization for every
+// matrix of the call, then tasks of row runs x token tiles, each an exact
+// integer GEMM (the kernel reuses decoded codes across tokens) finished by
+// y = float(dot - sum_a) * (s / inv).
+void matmul_ternary(const MatmulTarget* targets, int n, const float* x, int64_t n_tok, ThreadPool& pool,
+                    std::vector<uint8_t>& act_buf) {
+  const KernelTable& kt = kernels();
+  const int64_t K = targets[0].w->cols;
+  const size_t stride = (size_t(K) + 63) / 64 * 64;
+  const size_t states_offset = stride * size_t(n_tok);
+  const size_t need = states_offset + sizeof(TernaryActivation) * size_t(n_tok);
+  if (act_buf.size() < need) act_buf.resize(need);
+  int8_t* act = reinterpret_cast<int8_t*>(act_buf.data());
+  TernaryActivation* states = reinterpret_cast<TernaryActivation*>(act_buf.data() + states_offset);
+  pool.parallel_for(n_tok, [&](int64_t t, int) { states[t] = kt.ternary_quantize(x + t * K, K, act + size_t(t) * stride); });
+
+  const int64_t tile = std::min(n_tok, std::max<int64_t>(1, int64_t(kActTileBytes / stride)));
+  const int64_t n_tiles = (n_tok + tile - 1) / tile;
+  int64_t all_rows = 0;
+  for (int i = 0; i < n; ++i) all_rows += targets[i].w->rows;
+  // Row runs: a multiple of 16 rows, about kTasksPerThread tasks per thread.
+  const int64_t want = std::max<int64_t>(1, pool.size() * kTasksPerThread / n_tiles);
+  const int64_t run = std::max<int64_t>(16, (all_rows / want + 15) / 16 * 16);
+  int64_t first[kMaxMatmulTargets + 1] = {0};
+  for (int i = 0; i < n; ++i) first[i + 1] = first[i] + (targets[i].w->rows + run - 1) / run;
+  pool.parallel_for(first[n] * n_tiles, [&](int64_t task, int) {
+    thread_local std::vector<int32_t> dots;
+    const int64_t run_index = task % first[n], t0 = (task / first[n]) * tile, nt = std::min(tile, n_tok - t0);
+    int i = 0;
+    while (run_index >= first[i + 1]) ++i;
+    const Weight& w = *targets[i].w;
+    const int64_t ys = targets[i].y_stride ? targets[i].y_stride : w.rows;
+    const int64_t r0 = (run_index - first[i]) * run, nr = std::min(run, w.rows - r0);
+    dots.resize(size_t(nt * nr));
+    kt.ternary_dots(K, w.row(r0), w.row_bytes, int(nr), act + size_t(t0) * stride, stride, int(nt), dots.data(), nr);
+    for (int64_t t = 0; t < nt; ++t) {
+      const TernaryActivation& a = states[t0 + t];
+      const float f = w.ternary.scale / a.inv;
+      float* y = targets[i].y + (t0 + t) * ys + r0;
+      const int32_t* d = dots.data() + t * nr;
+      for (int64_t r = 0; r < nr; ++r) y[r] = float(d[r] - a.sum) * f;
+    }
+  });
+}
+
 LowBitGemm g_lowbit_gemm = LowBitGemm::Auto;
 
 // Low-bit GEMM path for a batch of n_tok tokens (see lowbit_gemm_uses_int8).
@@ -368,6 +420,11 @@ void matmul(const Weight& w, const float* x, int64_t n_tok, float* y, ThreadPool
   const WeightKernel& wk = kt.weight[static_cast<uint32_t>(w.type)];
   if (y_stride == 0) y_stride = w.rows;
   const int64_t K = w.cols;
+  if (w.ternary.kind > 0 && precision == ActivationPrecision::Int8) {
+    const MatmulTarget target{&w, y, y_stride};
+    matmul_ternary(&target, 1, x, n_tok, pool, act_buf);
+    return;
+  }
   if (w.lowbit.bits > 0 && precision == ActivationPrecision::Int8) {
     const MatmulTarget target{&w, y, y_stride};
     matmul_lowbit(&target, 1, x, n_tok, pool, act_buf);
@@ -418,6 +475,13 @@ void matmul_multi(const MatmulTarget* targets, int n, const float* x, int64_t n_
   // format: the table-lookup and int8 kernels take the first matrix's.
   // Mixed-precision files (convert --target-size) give Q/K/V or gate/up
   // different types; those matrices are multiplied one at a time.
+  bool ternary = precision == ActivationPrecision::Int8 && n <= kMaxMatmulTargets;
+  for (int i = 0; i < n && ternary; ++i)
+    ternary = targets[i].w->ternary.kind > 0 && targets[i].w->cols == targets[0].w->cols;
+  if (ternary) {
+    matmul_ternary(targets, n, x, n_tok, pool, act_buf);
+    return;
+  }
   bool lut = precision == ActivationPrecision::Int8 && n <= kMaxMatmulTargets;
   const LowBitFormat& f0 = targets[0].w->lowbit;
   for (int i = 0; i < n && lut; ++i) {

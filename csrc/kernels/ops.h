@@ -97,6 +97,15 @@ void rope_interleaved(float* x, int64_t n_heads, int64_t head_dim, int64_t n_rot
                       const float* sin_t);
 void softmax(float* x, int64_t n);
 void exp(const float* x, float* y, int64_t n);
+// BitNet's two element-wise ops have no SIMD level (they are a few thousand
+// flops per token against millions of weight bytes); the scalar function
+// serves every level.
+// rope_interleaved's arithmetic on the pairs (x[i], x[i + n_rot/2]) —
+// ggml's NEOX mode, HF's rotate_half.
+void rope_neox(float* x, int64_t n_heads, int64_t head_dim, int64_t n_rot, const float* cos_t, const float* sin_t);
+// gate[i] = (r * r) * up[i], r = max(gate[i], 0): BitNet b1.58's squared ReLU
+// gate (transformers' "relu2").
+void relu2_mul(float* gate, const float* up, int64_t n);
 void f32_to_f16(const float* x, uint16_t* y, int64_t n);
 void f16_to_f32(const uint16_t* x, float* y, int64_t n);
 }  // namespace ref

@@ -26,9 +26,9 @@ float finite_float(const gguf::GgufFile& f, const std::string& key, double def) 
 ModelConfig read_config(const gguf::GgufFile& f) {
   ModelConfig c;
   c.arch = f.get_string("general.architecture", "");
-  if (c.arch != "llama" && c.arch != "minicpm" && c.arch != "minicpm4")
+  if (c.arch != "llama" && c.arch != "minicpm" && c.arch != "minicpm4" && c.arch != "bitnet")
     throw UnsupportedError("unsupported architecture '" + c.arch +
-                           "' (supported: llama, minicpm, minicpm4)");
+                           "' (supported: llama, minicpm, minicpm4, bitnet)");
   const std::string p = c.arch + ".";
   c.n_embd = require_positive(f, p + "embedding_length", 1 << 16);
   c.n_layer = require_positive(f, p + "block_count", 1024);
@@ -69,6 +69,17 @@ ModelConfig read_config(const gguf::GgufFile& f) {
   }
 
   c.variant = c.arch;
+  if (c.arch == "bitnet") {
+    c.sub_norms = true;
+    c.rope_style = RopeStyle::Neox;
+    // llama.cpp's bitnet graph gates with SiLU (1bitLLM's bitnet_b1_58);
+    // BitNet b1.58 2B4T and transformers' BitNet use squared ReLU, which our
+    // converter records here.
+    const std::string act = f.get_string("minicpm_edge.ffn_activation", "silu");
+    if (act == "relu2") c.ffn_activation = FfnActivation::Relu2;
+    else if (act != "silu")
+      throw UnsupportedError("minicpm_edge.ffn_activation '" + act + "' is not supported (silu, relu2)");
+  }
   if (c.arch == "minicpm" || c.arch == "minicpm4") {
     // Defaults are llama.cpp's for files written before the keys existed,
     // except logit_scale, where llama.cpp's fallback 256/n_embd would be

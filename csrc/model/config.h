@@ -11,9 +11,17 @@
 namespace mce {
 
 enum class RopeScaling { None, Linear, LongRope, Yarn };
+// Which dimensions RoPE rotates together: (2i, 2i+1) — ggml's NORM mode, for
+// files whose Q/K rows were permuted at conversion (llama, minicpm) — or
+// (i, i + n_rot/2) — NEOX mode, HF's rotate_half, unpermuted (bitnet, as
+// llama.cpp's llama_model_rope_type says).
+enum class RopeStyle { Interleaved, Neox };
+// The gated FFN's activation: SwiGLU silu(g) * u, or BitNet b1.58's squared
+// ReLU relu(g)^2 * u (transformers' BitNet, hidden_act "relu2").
+enum class FfnActivation { Silu, Relu2 };
 
 struct ModelConfig {
-  std::string arch;          // general.architecture: "llama" or "minicpm"
+  std::string arch;          // general.architecture: "llama", "minicpm", "minicpm4" or "bitnet"
   std::string variant;       // "llama", "minicpm" or "minicpm4"
   int n_vocab = 0;
   int n_embd = 0;
@@ -35,6 +43,12 @@ struct ModelConfig {
   float embedding_scale = 1.0f;
   float residual_scale = 1.0f;
   float logit_scale = 1.0f;
+  // BitNet b1.58 (llama.cpp's bitnet graph): an RMSNorm of the attention
+  // output before its projection (attn_sub_norm) and of the gated FFN
+  // product before the down projection (ffn_sub_norm).
+  bool sub_norms = false;
+  RopeStyle rope_style = RopeStyle::Interleaved;
+  FfnActivation ffn_activation = FfnActivation::Silu;
 };
 
 // Reads and checks the config; throws UnsupportedError for an architecture

@@ -161,11 +161,21 @@ void Model::forward_batch(const int32_t* tokens, int n, int pos0, int first_logi
       if (!L.bv.empty()) op.add_scaled(vt, L.bv.data(), 1.0f, kvd);
       const float* c = cos_.data() + t * (cfg_.n_rot / 2);
       const float* s = sin_.data() + t * (cfg_.n_rot / 2);
-      op.rope_interleaved(qt, H, D, cfg_.n_rot, c, s);
-      op.rope_interleaved(kt, Hkv, D, cfg_.n_rot, c, s);
+      if (cfg_.rope_style == RopeStyle::Neox) {
+        ref::rope_neox(qt, H, D, cfg_.n_rot, c, s);
+        ref::rope_neox(kt, Hkv, D, cfg_.n_rot, c, s);
+      } else {
+        op.rope_interleaved(qt, H, D, cfg_.n_rot, c, s);
+        op.rope_interleaved(kt, Hkv, D, cfg_.n_rot, c, s);
+      }
       kv_->store(l, pos0 + int(t), kt, vt, op);
     });
     attention_causal(attend, q_.data(), qd, n, pos0, kv_->layer(l), attn_scale, attn_.data(), qd, pool, *attn_ws_);
+    if (cfg_.sub_norms)
+      pool.parallel_for(n, [&](int64_t t, int) {
+        float* at = attn_.data() + t * qd;
+        op.rmsnorm(at, L.attn_sub_norm.data(), at, qd, eps);
+      });
     show(l, LinearInput::AttnOut, attn_.data(), n, qd);
     matmul(L.wo, attn_.data(), n, xn_.data(), pool, act_, prec);
     pool.parallel_for(n, [&](int64_t t, int) {
@@ -174,7 +184,12 @@ void Model::forward_batch(const int32_t* tokens, int n, int pos0, int first_logi
     show(l, LinearInput::FfnIn, xn_.data(), n, E);
     const MatmulTarget gate_up[] = {{&L.w_gate, ffn_gate_.data()}, {&L.w_up, ffn_up_.data()}};
     matmul_multi(gate_up, 2, xn_.data(), n, pool, act_, prec);
-    pool.parallel_for(n, [&](int64_t t, int) { op.silu_mul(ffn_gate_.data() + t * F, ffn_up_.data() + t * F, F); });
+    pool.parallel_for(n, [&](int64_t t, int) {
+      float* gt = ffn_gate_.data() + t * F;
+      if (cfg_.ffn_activation == FfnActivation::Relu2) ref::relu2_mul(gt, ffn_up_.data() + t * F, F);
+      else op.silu_mul(gt, ffn_up_.data() + t * F, F);
+      if (cfg_.sub_norms) op.rmsnorm(gt, L.ffn_sub_norm.data(), gt, F, eps);
+    });
     show(l, LinearInput::FfnDownIn, ffn_gate_.data(), n, F);
     matmul(L.w_down, ffn_gate_.data(), n, xn_.data(), pool, act_, prec);
     const LayerWeights* next = l + 1 < cfg_.n_layer ? &w_.layers[size_t(l) + 1] : nullptr;

@@ -1,6 +1,8 @@
 // A loaded decoder model with its KV cache: the forward pass of the llama
 // recipe (pre-RMSNorm, GQA attention with RoPE, SwiGLU FFN), with the hooks
-// MiniCPM needs (embedding, residual and logit scales; LongRoPE factors).
+// MiniCPM needs (embedding, residual and logit scales; LongRoPE factors) and
+// those of BitNet b1.58 (sub-norms, squared-ReLU gate, NEOX RoPE; its ternary
+// matrices take int8 per-token activations in kernels/matmul.h).
 #pragma once
 #include <functional>
 #include <memory>

@@ -3,11 +3,14 @@
 #include <sys/mman.h>
 
 #include <algorithm>
+#include <cmath>
+#include <cstring>
 #include <string>
 #include <utility>
 
 #include "kernels/dispatch.h"
 #include "quant/dequantize.h"
+#include "quant/ternary_import.h"
 
 namespace mce {
 
@@ -72,6 +75,68 @@ Weight as_lowbit_matrix(const gguf::GgufFile& f, const gguf::TensorInfo& t, cons
   return w;
 }
 
+// A ternary matrix (docs/FORMAT.md "t2"): `t` holds the codes as I8,
+// described by minicpm_edge.ternary.<name> = [2], with <name>.scale, one F32.
+Weight as_ternary_matrix(const gguf::GgufFile& f, const gguf::TensorInfo& t, const gguf::Value& desc, int64_t rows,
+                         int64_t cols) {
+  const std::string key = "minicpm_edge.ternary." + t.name;
+  if (!desc.is_array() || desc.array_size() != 1 || desc.arr_u.size() != 1)
+    throw FormatError("GGUF: '" + key + "' must be an array of 1 unsigned integer [layout]");
+  if (desc.arr_u[0] != uint64_t(kTernaryT2))
+    throw UnsupportedError("tensor '" + t.name + "': ternary layout " + std::to_string(desc.arr_u[0]) +
+                           " is not supported (2: t2)");
+  if (cols % kTernaryChunk != 0)
+    throw FormatError("GGUF: ternary tensor '" + t.name + "' has " + std::to_string(cols) +
+                      " inputs, not a multiple of " + std::to_string(kTernaryChunk));
+  const int64_t code_bytes = int64_t(ternary_row_bytes(cols));
+  if (t.type != GgmlType::I8 || t.n_dims != 2 || t.ne[0] != code_bytes || t.ne[1] != rows)
+    throw FormatError("GGUF: ternary tensor '" + t.name + "' must be I8 of shape [" + std::to_string(code_bytes) +
+                      ", " + std::to_string(rows) + "], found " + shape_str(t));
+  const gguf::TensorInfo& s = require(f, t.name + ".scale");
+  if (s.type != GgmlType::F32 || s.n_elements() != 1)
+    throw FormatError("GGUF: tensor '" + s.name + "' must be one F32 value, found " + shape_str(s));
+  float scale;
+  std::memcpy(&scale, s.data, sizeof scale);
+  if (!std::isfinite(scale) || scale < 0.0f)
+    throw FormatError("GGUF: tensor '" + s.name + "' must be a finite, non-negative scale");
+  Weight w;
+  w.type = GgmlType::I8;
+  w.rows = rows;
+  w.cols = cols;
+  w.row_bytes = size_t(code_bytes);
+  w.data = t.data;
+  w.ternary = TernaryFormat{kTernaryT2, scale};
+  return w;
+}
+
+// A TQ1_0 / TQ2_0 matrix of llama.cpp (quant/ternary_import.h), rewritten into
+// t2 codes in `storage` (these files are ternary models with one scale per
+// tensor; the kernels then see no difference from our own t2 matrices).
+Weight as_tq_matrix(const gguf::TensorInfo& t, int64_t rows, int64_t cols, std::vector<AlignedBuffer>& storage) {
+  if (t.n_dims != 2 || t.ne[0] != cols || t.ne[1] != rows)
+    throw FormatError("GGUF: tensor '" + t.name + "' has shape " + shape_str(t) + ", expected [" +
+                      std::to_string(cols) + ", " + std::to_string(rows) + "]");
+  const size_t bytes = ternary_row_bytes(cols) * size_t(rows);
+  void* raw = std::aligned_alloc(64, (bytes + 63) / 64 * 64);
+  if (raw == nullptr) throw Error("out of memory reading ternary tensor '" + t.name + "'");
+  AlignedBuffer buf(static_cast<uint8_t*>(raw));
+  float scale = 0.0f;
+  if (!ternary_from_tq(t.type, t.data, rows, cols, buf.get(), &scale))
+    throw UnsupportedError("tensor '" + t.name + "' (" + type_geometry(uint32_t(t.type)).name +
+                           ") has blocks with different scales; only ternary models with one scale per tensor "
+                           "(BitNet b1.58) can run it");
+  if (!std::isfinite(scale)) throw FormatError("GGUF: tensor '" + t.name + "' has a non-finite block scale");
+  Weight w;
+  w.type = GgmlType::I8;
+  w.rows = rows;
+  w.cols = cols;
+  w.row_bytes = ternary_row_bytes(cols);
+  w.data = buf.get();
+  w.ternary = TernaryFormat{kTernaryT2, scale};
+  storage.push_back(std::move(buf));
+  return w;
+}
+
 Weight as_matrix(const gguf::TensorInfo& t, int64_t rows, int64_t cols) {
   if (t.n_dims != 2 || t.ne[0] != cols || t.ne[1] != rows)
     throw FormatError("GGUF: tensor '" + t.name + "' has shape " + shape_str(t) + ", expected [" +
@@ -107,6 +172,10 @@ std::vector<float> optional_vector(const gguf::GgufFile& f, const std::string& n
 }  // namespace
 
 void embedding_row(const Weight& w, int64_t r, float* out) {
+  if (w.ternary.kind > 0) {
+    ternary_decode_row(w.row(r), w.cols, w.ternary.scale, out);
+    return;
+  }
   if (w.lowbit.bits > 0) {
     const int64_t per_row = w.cols / w.lowbit.group;
     lowbit_dequantize_row(w.lowbit, w.cols, w.row(r), w.lowbit_scale + r * per_row,
@@ -120,8 +189,10 @@ ModelWeights bind_weights(const gguf::GgufFile& f, const ModelConfig& c) {
   ModelWeights w;
   // Any matrix may be low-bit (the embedding table too: its rows are decoded
   // one at a time, and a tied head is packed from it like any matrix).
-  auto matrix = [&f](const gguf::TensorInfo& t, int64_t rows, int64_t cols) {
+  auto matrix = [&f, &w](const gguf::TensorInfo& t, int64_t rows, int64_t cols) {
+    if (t.type == GgmlType::TQ1_0 || t.type == GgmlType::TQ2_0) return as_tq_matrix(t, rows, cols, w.packed_storage);
     if (const gguf::Value* desc = f.find("minicpm_edge.lowbit." + t.name)) return as_lowbit_matrix(f, t, *desc, rows, cols);
+    if (const gguf::Value* desc = f.find("minicpm_edge.ternary." + t.name)) return as_ternary_matrix(f, t, *desc, rows, cols);
     return as_matrix(t, rows, cols);
   };
   const int64_t E = c.n_embd, D = c.head_dim;
@@ -149,6 +220,16 @@ ModelWeights bind_weights(const gguf::GgufFile& f, const ModelConfig& c) {
     L.w_gate = matrix(require(f, p + "ffn_gate.weight"), c.n_ff, E);
     L.w_up = matrix(require(f, p + "ffn_up.weight"), c.n_ff, E);
     L.w_down = matrix(require(f, p + "ffn_down.weight"), E, c.n_ff);
+    if (c.sub_norms) {
+      L.attn_sub_norm = as_vector(require(f, p + "attn_sub_norm.weight"), q_dim);
+      L.ffn_sub_norm = as_vector(require(f, p + "ffn_sub_norm.weight"), c.n_ff);
+    }
+    // llama.cpp's bitnet files may carry a per-tensor output scale beside a
+    // matrix (blk.N.attn_q.scale, ...); this runtime does not apply them, so
+    // refuse rather than compute something else.
+    for (const char* m : {"attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down"})
+      if (f.find_tensor(p + m + ".scale"))
+        throw UnsupportedError("tensor '" + p + m + ".scale' (a per-tensor output scale) is not supported");
   }
   const int64_t half_rot = c.n_rot / 2;
   w.rope_freqs = optional_vector(f, "rope_freqs.weight", half_rot);
@@ -166,6 +247,7 @@ constexpr size_t kHugePage = size_t(2) << 20;
 }  // namespace
 
 void pack_weight(Weight& m, const gguf::GgufFile* file, ThreadPool* pool, std::vector<AlignedBuffer>& storage) {
+  if (m.ternary.kind > 0) return;  // used in place (kernels/ternary_layout.h)
   const bool lowbit = m.lowbit.bits > 0;
   const PackedKind kind = lowbit ? PackedKind::LutTile : packed_kind_for(m.type);
   const int group_rows = packed_group_rows(kind);

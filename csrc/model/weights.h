@@ -11,6 +11,7 @@
 #include "gguf/gguf_file.h"
 #include "kernels/lut_layout.h"
 #include "kernels/packed_layout.h"
+#include "kernels/ternary_layout.h"
 #include "model/config.h"
 
 namespace mce {
@@ -40,6 +41,10 @@ struct Weight {
   const uint16_t* lowbit_scale = nullptr;
   const uint16_t* lowbit_min = nullptr;
 
+  // Ternary (docs/FORMAT.md "t2"; ternary.kind > 0): `data` holds the codes
+  // in the kernels' layout (row_bytes = K/4), used in place, never packed.
+  TernaryFormat ternary{};
+
   const uint8_t* row(int64_t r) const { return data + static_cast<size_t>(r) * row_bytes; }
   const uint8_t* group(int64_t g) const { return packed + static_cast<size_t>(g) * packed_group_bytes; }
 };
@@ -51,6 +56,8 @@ using AlignedBuffer = std::unique_ptr<uint8_t, FreeDeleter>;
 
 struct LayerWeights {
   std::vector<float> attn_norm, ffn_norm;
+  // BitNet's sub-norms (ModelConfig::sub_norms; empty otherwise).
+  std::vector<float> attn_sub_norm, ffn_sub_norm;
   Weight wq, wk, wv, wo;
   std::vector<float> bq, bk, bv;   // empty when the file has no attention biases
   Weight w_gate, w_up, w_down;
@@ -64,7 +71,8 @@ struct ModelWeights {
   // Per-frequency divisors of RoPE (n_rot/2 each; empty when absent):
   // rope_freqs (Llama 3 scaling), rope_factors_long/short (LongRoPE).
   std::vector<float> rope_freqs, rope_long, rope_short;
-  // Owners of the packed copies the Weights above point into.
+  // Owners of the packed copies the Weights above point into (and of the t2
+  // codes rewritten from TQ1_0 / TQ2_0 tensors).
   std::vector<AlignedBuffer> packed_storage;
 };
 

@@ -93,6 +93,25 @@ void rope_interleaved(float* x, int64_t n_heads, int64_t head_dim, int64_t n_rot
   }
 }
 
+void rope_neox(float* x, int64_t n_heads, int64_t head_dim, int64_t n_rot, const float* cos_t, const float* sin_t) {
+  const int64_t half = n_rot / 2;
+  for (int64_t h = 0; h < n_heads; ++h) {
+    float* v = x + h * head_dim;
+    for (int64_t i = 0; i < half; ++i) {
+      const float a = v[i], b = v[i + half], c = cos_t[i], s = sin_t[i];
+      v[i] = std::fma(a, c, -(b * s));
+      v[i + half] = std::fma(b, c, a * s);
+    }
+  }
+}
+
+void relu2_mul(float* gate, const float* up, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) {
+    const float g = gate[i] > 0.0f ? gate[i] : 0.0f;
+    gate[i] = (g * g) * up[i];
+  }
+}
+
 void softmax(float* x, int64_t n) {
   if (n <= 0) return;
   float m = x[0];

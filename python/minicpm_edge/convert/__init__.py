@@ -7,8 +7,8 @@
             calib="wikitext-2-valid.txt")
 
 Supported sources: a Hugging Face directory (config.json, *.safetensors,
-tokenizer files) of LlamaForCausalLM or MiniCPMForCausalLM, or an existing
-.gguf file. Files follow llama.cpp's conventions, so llama.cpp runs them too
+tokenizer files) of LlamaForCausalLM, MiniCPMForCausalLM or BitNetForCausalLM, or
+an existing .gguf file (llama.cpp's ternary TQ1_0 / TQ2_0 included). Files follow llama.cpp's conventions, so llama.cpp runs them too
 (except the project's low-bit types w{b}g{G}[s], which only this runtime reads);
 docs/FORMAT.md lists what is written.
 """
@@ -24,6 +24,7 @@ from .errors import (CheckpointFormatError, ConfigError, ConvertError, MissingCo
                      UnsupportedArchitectureError, UnsupportedTypeError)
 from .gguf_source import float_tensors, is_gguf, retype_gguf
 from .lowbit import LowBitType
+from .ternary import TernaryType
 from .hf_convert import ARCHITECTURES, convert_hf
 from .methods import METHODS, parse_method, quantizer
 from .quantize import OUT_TYPES, TYPE_FORMS, OutType, parse_out_type, with_head_type
@@ -41,7 +42,7 @@ SUPPORTED_ARCHITECTURES = tuple(sorted(ARCHITECTURES))
 def _default_name(src: Path, out_type: str) -> str:
     stem = src.stem if src.is_file() else src.resolve().name
     # "model.Q4_1" -> "model": don't stack type suffixes when re-typing
-    stem = re.sub(r"[.-](f32|f16|bf16|q\d_[0-9a-z_]+|w\dg\d+s?)$", "", stem, flags=re.IGNORECASE)
+    stem = re.sub(r"[.-](f32|f16|bf16|q\d_[0-9a-z_]+|w\dg\d+s?|t2|tq\d_0)$", "", stem, flags=re.IGNORECASE)
     return f"{stem}-{out_type}.gguf"
 
 
@@ -57,7 +58,8 @@ def convert(src: str | Path, out: str | Path, out_type: str = "f16", progress: b
     out_type: f32, f16, bf16, q8_0, q4_0 or q4_1 (norms and 1-D tensors stay f32), or a
               low-bit type w{b}g{G} / w{b}g{G}s (b = 1..4 bits, groups of G = 32/64/128
               inputs, asymmetric / symmetric) for the decoder-layer matrices, the
-              other matrices then being q8_0 -- see docs/FORMAT.md.
+              other matrices then being q8_0 -- see docs/FORMAT.md; or t2, ternary
+              matrices (BitNet b1.58) with q8_0 for the others.
     progress: show progress bars.
     output_tensor_type: type of the LM head (output.weight, or token_embd.weight when
               the head is tied to it), any ``out_type`` name; None keeps the policy's
@@ -83,6 +85,9 @@ def convert(src: str | Path, out: str | Path, out_type: str = "f16", progress: b
     kind = with_head_type(parse_out_type(out_type), output_tensor_type)
     method = parse_method(method)
     limit = make_budget(target_size, bpw)
+    if kind.lowbit is not None and not isinstance(kind.lowbit, LowBitType) and (method != "rtn" or limit is not None):
+        raise ConvertError(f"{kind.name} matrices are ternarized as BitNet b1.58 does (absmean), or kept when "
+                           "they already are ternary: use --method rtn and no size budget")
     if limit is not None and kind.lowbit is None:
         raise ConvertError("a size budget (--target-size / --bpw) chooses among the low-bit types: give a "
                            "low-bit --type such as w4g64")

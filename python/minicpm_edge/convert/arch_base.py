@@ -44,6 +44,13 @@ class TensorSpec:
     gguf_name: str
     shape: tuple[int, ...]                     # HF (numpy) shape; the GGUF numpy-order shape is the same
     transform: Callable[[np.ndarray], np.ndarray] | None = None
+    # A checkpoint that stores the tensor in another form (BitNet's packed ternary
+    # release): its shape and dtype there, the other checkpoint tensors it needs, and
+    # how to turn them into float32 values of ``shape`` (given the HFCheckpoint).
+    hf_shape: tuple[int, ...] | None = None
+    hf_dtype: str | None = None
+    companions: tuple[str, ...] = ()
+    load: Callable[[Any], np.ndarray] | None = None
 
 
 @dataclass
@@ -76,6 +83,9 @@ class DecoderArch:
     rope_types: tuple[str, ...] = ("linear", "yarn")
     # checkpoint tensors that carry no weights (recomputed buffers)
     ignored_suffixes: tuple[str, ...] = (".rotary_emb.inv_freq",)
+    # Q/K rows reordered for ggml's NORM (interleaved) RoPE; False for architectures
+    # llama.cpp runs with NEOX RoPE on unpermuted rows.
+    permute_qk: bool = True
 
     def __init__(self, config: dict[str, Any]):
         self.config = config
@@ -144,6 +154,8 @@ class DecoderArch:
         q_rows, kv_rows = hp.n_head * hp.head_dim, hp.n_head_kv * hp.head_dim
         q_perm = lambda w: permute_for_interleaved_rope(w, hp.n_head)     # noqa: E731
         k_perm = lambda w: permute_for_interleaved_rope(w, hp.n_head_kv)  # noqa: E731
+        if not self.permute_qk:
+            q_perm = k_perm = None
 
         specs = [TensorSpec("model.embed_tokens.weight", "token_embd.weight", (hp.n_vocab, hp.n_embd))]
         for i in range(hp.n_layer):

@@ -21,7 +21,7 @@ import gguf
 import numpy as np
 from gguf import GGMLQuantizationType, GGUFReader, GGUFValueType, GGUFWriter, quants
 
-from . import lowbit
+from . import lowbit, ternary
 from .errors import CheckpointFormatError, UnsupportedTypeError
 from .lowbit import LowBitType
 from .plan import LowBitQuantizer, Rewrite, add_type_metadata, lowbit_group, plan_entry, rtn
@@ -115,15 +115,26 @@ def _plan_tensor(src: Path, t, out_type: OutType, head: str, quantize: LowBitQua
     return plan_entry(t.name, shape, choice, _rewritten(t.name, _float_loader(t, shape), rewrite), quantize)
 
 
-def _plan_lowbit(parts: list, fmt: LowBitType, out_type: OutType, head: str,
+def _decode_group(parts: list, fmt) -> np.ndarray:
+    data = [np.asarray(p.data) for p in parts]
+    return lowbit.decode(data, fmt) if isinstance(fmt, LowBitType) else fmt.decode(data)
+
+
+def _group_formats(reader: GGUFReader) -> dict:
+    """The source's matrices in the project's formats: name -> LowBitType / TernaryType."""
+    return {**lowbit.read_descriptors(reader), **ternary.read_descriptors(reader)}
+
+
+def _plan_lowbit(parts: list, fmt, out_type: OutType, head: str,
                  quantize: LowBitQuantizer, rewrite: Rewrite | None) -> Planned:
-    """A low-bit matrix of the source (its codes, scale[, min] tensors)."""
+    """A low-bit or ternary matrix of the source (its codes and side tensors)."""
     codes = parts[0]
-    shape = lowbit.matrix_shape(reversed(codes.shape.tolist()), fmt)
+    codes_shape = reversed(codes.shape.tolist())
+    shape = lowbit.matrix_shape(codes_shape, fmt) if isinstance(fmt, LowBitType) else fmt.matrix_shape(codes_shape)
     choice = choose_type(codes.name, shape, out_type, head)
     if choice == fmt and not _touches(rewrite, codes.name):
         return lowbit_group(codes.name, shape, fmt, lambda: tuple(np.asarray(p.data) for p in parts))
-    load = _rewritten(codes.name, lambda: lowbit.decode([np.asarray(p.data) for p in parts], fmt), rewrite)
+    load = _rewritten(codes.name, lambda: _decode_group(parts, fmt), rewrite)
     return plan_entry(codes.name, shape, choice, load, quantize)
 
 
@@ -131,13 +142,13 @@ def float_tensors(path: Path):
     """name -> float32 values (numpy order) of any tensor of a GGUF file, low-bit
     matrices decoded; for methods that look at other tensors than the one written."""
     reader = open_gguf(path)
-    groups = lowbit.read_descriptors(reader)
+    groups = _group_formats(reader)
     by_name = {t.name: t for t in reader.tensors}
 
     def load(name: str) -> np.ndarray:
         if name in groups:
             fmt = groups[name]
-            return lowbit.decode([np.asarray(by_name[n].data) for n in fmt.part_names(name)], fmt)
+            return _decode_group([by_name[n] for n in fmt.part_names(name)], fmt)
         t = by_name[name]
         return _float_loader(t, tuple(int(d) for d in reversed(t.shape.tolist())))()
     return load
@@ -147,7 +158,7 @@ def _copied_keys(reader: GGUFReader):
     """(key, field) of the metadata that is copied; None marks where the type keys go."""
     typed = False
     for key, field in reader.fields.items():
-        if key.startswith("GGUF.") or key in _NOT_COPIED or lowbit.is_lowbit_key(key):
+        if key.startswith("GGUF.") or key in _NOT_COPIED or lowbit.is_lowbit_key(key) or ternary.is_ternary_key(key):
             continue
         if key == "general.file_type":  # same place, new value(s)
             typed = True
@@ -160,7 +171,7 @@ def _copied_keys(reader: GGUFReader):
 
 def _plan(src: Path, reader: GGUFReader, out_type: OutType, quantize: LowBitQuantizer = rtn,
           rewrite: Rewrite | None = None) -> list[Planned]:
-    groups = lowbit.read_descriptors(reader)
+    groups = _group_formats(reader)
     by_name = {t.name: t for t in reader.tensors}
     consumed = {part for name, fmt in groups.items() for part in fmt.part_names(name)[1:]}
     plan: list[Planned] = []

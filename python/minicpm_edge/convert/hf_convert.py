@@ -15,9 +15,11 @@ import numpy as np
 from gguf import GGUFWriter
 
 from .arch_base import DecoderArch, TensorSpec
+from .arch_bitnet import BitNetArch
 from .arch_llama import LlamaArch
 from .arch_minicpm import MiniCPMArch
-from .errors import MissingTensorError, ShapeMismatchError, UnexpectedTensorError, UnsupportedArchitectureError
+from .errors import (CheckpointFormatError, MissingTensorError, ShapeMismatchError, UnexpectedTensorError,
+                     UnsupportedArchitectureError)
 from .hf_reader import HFCheckpoint
 from .plan import add_type_metadata, plan_entry
 from .quantize import OutType, choose_type, head_tensor
@@ -27,10 +29,10 @@ from .writer import Planned, write_gguf
 log = logging.getLogger(__name__)
 
 ARCHITECTURES: dict[str, type[DecoderArch]] = {
-    name: cls for cls in (LlamaArch, MiniCPMArch) for name in cls.hf_architectures
+    name: cls for cls in (LlamaArch, MiniCPMArch, BitNetArch) for name in cls.hf_architectures
 }
 # config.json files without "architectures" still name their model_type.
-MODEL_TYPES: dict[str, type[DecoderArch]] = {"llama": LlamaArch, "minicpm": MiniCPMArch}
+MODEL_TYPES: dict[str, type[DecoderArch]] = {"llama": LlamaArch, "minicpm": MiniCPMArch, "bitnet": BitNetArch}
 
 
 def select_arch(config: dict) -> DecoderArch:
@@ -55,12 +57,18 @@ def _check_tensors(ckpt: HFCheckpoint, arch: DecoderArch, specs: list[TensorSpec
         raise MissingTensorError(
             f"{ckpt.dir}: {len(missing)} tensor(s) the {arch.gguf_arch} architecture needs are missing: "
             f"{', '.join(missing[:10])}{more}")
+    missing = [c for s in specs for c in s.companions if c not in ckpt.tensors]
+    if missing:
+        raise MissingTensorError(f"{ckpt.dir}: tensor(s) missing: {', '.join(missing[:10])}")
     for s in specs:
-        got = ckpt.tensors[s.hf_name].shape
-        if tuple(got) != s.shape:
+        ref = ckpt.tensors[s.hf_name]
+        want = s.hf_shape or s.shape
+        if tuple(ref.shape) != want:
             raise ShapeMismatchError(
-                f"{s.hf_name}: shape {list(got)} in the checkpoint, but config.json implies {list(s.shape)}")
-    wanted = {s.hf_name for s in specs}
+                f"{s.hf_name}: shape {list(ref.shape)} in the checkpoint, but config.json implies {list(want)}")
+        if s.hf_dtype is not None and ref.dtype != s.hf_dtype:
+            raise CheckpointFormatError(f"{s.hf_name}: dtype {ref.dtype} in the checkpoint, expected {s.hf_dtype}")
+    wanted = {s.hf_name for s in specs} | {c for s in specs for c in s.companions}
     extra = sorted(n for n in ckpt.tensors if n not in wanted and not arch.is_ignored(n))
     if extra:
         raise UnexpectedTensorError(
@@ -70,7 +78,7 @@ def _check_tensors(ckpt: HFCheckpoint, arch: DecoderArch, specs: list[TensorSpec
 
 def _loader(ckpt: HFCheckpoint, spec: TensorSpec):
     def run() -> np.ndarray:
-        values = ckpt.load_float32(spec.hf_name)
+        values = spec.load(ckpt) if spec.load is not None else ckpt.load_float32(spec.hf_name)
         if spec.transform is not None:
             values = spec.transform(values)
         return values

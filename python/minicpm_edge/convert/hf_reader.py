@@ -180,6 +180,11 @@ class HFCheckpoint:
             self._maps[path] = np.memmap(path, dtype=np.uint8, mode="r")
         return self._maps[path]
 
+    def load_raw(self, name: str) -> np.ndarray:
+        """One tensor's stored values (a read-only view; BF16 as its uint16 bits)."""
+        ref = self.tensors[name]
+        return self._map(ref.file)[ref.begin:ref.end].view(_DTYPES[ref.dtype]).reshape(ref.shape)
+
     def load_float32(self, name: str) -> np.ndarray:
         """Decode one tensor to a fresh float32 array in its HF (row-major) shape."""
         ref = self.tensors[name]

@@ -10,15 +10,16 @@ from typing import Callable, Iterable, Protocol, Sequence
 import numpy as np
 from gguf import GGMLQuantizationType, GGUFWriter
 
-from . import lowbit
+from . import lowbit, ternary
 from .lowbit import LowBitType
+from .ternary import TernaryType
 from .quantize import OutType, encode
 from .writer import Planned, PlannedGroup, PlannedTensor, TensorPart
 
 
-def lowbit_group(name: str, shape: Sequence[int], t: LowBitType,
+def lowbit_group(name: str, shape: Sequence[int], t: LowBitType | TernaryType,
                  produce: Callable[[], Sequence[np.ndarray]]) -> PlannedGroup:
-    """The tensors of matrix ``name`` (numpy shape [M, K]) in low-bit type ``t``."""
+    """The tensors of matrix ``name`` (numpy shape [M, K]) in low-bit or ternary type ``t``."""
     parts = tuple(TensorPart(n, s, q) for n, s, q in t.parts(name, shape))
     return PlannedGroup(name, tuple(int(d) for d in shape), t, parts, produce)
 
@@ -45,19 +46,22 @@ def plan_entry(name: str, shape: Sequence[int], choice: GGMLQuantizationType | L
     ``quantize`` makes the codes of a low-bit matrix (methods.py: RTN, GPTQ)."""
     if isinstance(choice, LowBitType):
         return lowbit_group(name, shape, choice, lambda: lowbit.pack(*quantize(name, load(), choice), choice))
+    if isinstance(choice, TernaryType):
+        return lowbit_group(name, shape, choice, lambda: ternary.encode(load(), name))
     return PlannedTensor(name, tuple(shape), choice, lambda: encode(load(), choice))
 
 
-def lowbit_matrices(plan: Iterable[Planned]) -> list[tuple[str, LowBitType]]:
-    return [(e.name, e.fmt) for e in plan if isinstance(e, PlannedGroup) and isinstance(e.fmt, LowBitType)]
+def lowbit_matrices(plan: Iterable[Planned], kind: type = LowBitType) -> list[tuple[str, LowBitType]]:
+    return [(e.name, e.fmt) for e in plan if isinstance(e, PlannedGroup) and isinstance(e.fmt, kind)]
 
 
 def add_type_metadata(w: GGUFWriter, out_type: OutType, plan: Sequence[Planned]) -> None:
     """general.file_type for the ggml types; the minicpm_edge.* keys (and no
-    general.file_type, which has no value for them) for the low-bit types. A ggml
+    general.file_type, which has no value for them) for the low-bit and ternary types. A ggml
     file whose head alone is low-bit (--output-tensor-type) gets both."""
-    matrices = lowbit_matrices(plan)
-    if out_type.lowbit is None:
+    matrices, ternaries = lowbit_matrices(plan), lowbit_matrices(plan, TernaryType)
+    if out_type.file_type is not None:
         w.add_file_type(out_type.file_type)
-    if matrices or out_type.lowbit is not None:
+    if matrices or ternaries or isinstance(out_type.lowbit, (LowBitType, TernaryType)):
         lowbit.add_metadata(w, out_type.name, matrices)
+        ternary.add_descriptors(w, ternaries)

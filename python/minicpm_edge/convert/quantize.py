@@ -7,9 +7,9 @@ Policy for the ggml types (same as llama.cpp's convert_hf_to_gguf.py, prepare_te
 - a tensor whose row length (ggml ne[0], numpy's last axis) is not a multiple of
   the type's block size cannot be block-quantized; it falls back to F16, as
   llama.cpp does on ``gguf.QuantError``.
-Policy for the low-bit types ``w{b}g{G}[s]`` (docs/FORMAT.md): the 2-D weights of the
-decoder layers (``blk.N.*``) whose row length is a multiple of G get the low-bit
-format; token_embd, output and any other matrix get Q8_0 (heads and embeddings need
+Policy for the low-bit types ``w{b}g{G}[s]`` and the ternary ``t2`` (docs/FORMAT.md): the
+2-D weights of the decoder layers (``blk.N.*``) whose row length is a multiple of G (t2:
+128) get that format; token_embd, output and any other matrix get Q8_0 (heads and embeddings need
 the precision), with the same F16 fallback; norms and 1-D tensors stay F32.
 ``--output-tensor-type`` (llama-quantize's option of that name) overrides the LM
 head's type: output.weight, or token_embd.weight when the head is tied to it (as
@@ -29,6 +29,7 @@ from gguf import GGML_QUANT_SIZES, GGMLQuantizationType, LlamaFileType, quants
 from .errors import UnknownOutTypeError
 from .lowbit import FORMS as LOWBIT_FORMS
 from .lowbit import LowBitType, all_types, parse_lowbit
+from .ternary import T2, TernaryType
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +41,9 @@ class OutType:
     name: str                   # as the user spells it: "q4_0", "w2g64"
     qtype: GGMLQuantizationType  # type of the quantized tensors (low-bit: of the matrices that stay ggml)
     file_type: LlamaFileType | None  # general.file_type; None for the project's own types
-    lowbit: LowBitType | None = None  # the low-bit format of the decoder-layer matrices
+    # the type of the decoder-layer matrices when it differs from qtype: low-bit
+    # w{b}g{G}[s], ternary t2, or llama.cpp's ternary TQ1_0 / TQ2_0
+    lowbit: LowBitType | TernaryType | GGMLQuantizationType | None = None
     head: GGMLQuantizationType | LowBitType | None = None  # LM head override (--output-tensor-type)
     # Per-tensor types that override the policy: (GGUF name, type) pairs, e.g. the
     # mixed precision a size budget chose (budget.py).
@@ -59,7 +62,12 @@ GGML_OUT_TYPES = tuple(OUT_TYPES)
 # Heads, embeddings and matrices the low-bit format cannot hold are Q8_0 in a low-bit file.
 LOWBIT_OTHER = Q.Q8_0
 OUT_TYPES.update({t.name: OutType(t.name, LOWBIT_OTHER, None, t) for t in all_types()})
-TYPE_FORMS = f"{', '.join(GGML_OUT_TYPES)}, or low-bit {LOWBIT_FORMS}"
+OUT_TYPES[T2.name] = OutType(T2.name, LOWBIT_OTHER, None, T2)
+# llama.cpp's ternary block types for the decoder-layer matrices (the other matrices
+# Q8_0): files llama.cpp runs, e.g. to compare with t2 on the same weights.
+OUT_TYPES["tq1_0"] = OutType("tq1_0", LOWBIT_OTHER, LlamaFileType.MOSTLY_TQ1_0, Q.TQ1_0)
+OUT_TYPES["tq2_0"] = OutType("tq2_0", LOWBIT_OTHER, LlamaFileType.MOSTLY_TQ2_0, Q.TQ2_0)
+TYPE_FORMS = f"{', '.join(GGML_OUT_TYPES)}, ternary t2 / tq1_0 / tq2_0, or low-bit {LOWBIT_FORMS}"
 
 
 def parse_out_type(name: str) -> OutType:
@@ -114,7 +122,7 @@ def _fitting(gguf_name: str, shape: Sequence[int], want: GGMLQuantizationType | 
     """``want`` for a tensor, or the fallback when its rows do not split into whole
     groups/blocks: Q8_0 for a low-bit type (the type of a low-bit file's other
     matrices), F16 for a ggml type or when Q8_0 does not fit either."""
-    if isinstance(want, LowBitType):
+    if isinstance(want, (LowBitType, TernaryType)):
         if want.fits(shape):
             return want
         fallback, unit = LOWBIT_OTHER, want.group

@@ -8,6 +8,7 @@
 #include <cstdint>
 
 #include "kernels/lut_layout.h"
+#include "kernels/ternary_layout.h"
 
 namespace mce::neon {
 
@@ -49,6 +50,11 @@ void lut_build(const float* x, int64_t K, int group, int8_t* tables, float* half
 void lut_gemv(const LowBitFormat& f, int64_t K, const uint8_t* tile, const int8_t* tables, const float* half_sigma,
               const float* xsum, float* y);
 
+// Ternary weights (TernaryQuantizeFn / TernaryDotsFn in kernels/dispatch.h).
+TernaryActivation ternary_quantize(const float* x, int64_t K, int8_t* a);
+void ternary_dots(int64_t K, const uint8_t* w, size_t row_bytes, int n_rows, const int8_t* act, size_t act_stride,
+                  int n_tok, int32_t* out, int64_t out_stride);
+
 }  // namespace mce::neon
 
 namespace mce::neon_dotprod {
@@ -67,5 +73,9 @@ void gemm_q4_1x8(int64_t nb, const uint8_t* group, const uint8_t* act, size_t ac
                  int64_t sums_stride, int64_t n_tok, float* y, int64_t y_stride);
 void gemm_q8_0x8(int64_t nb, const uint8_t* group, const uint8_t* act, size_t act_stride, const int32_t* sums,
                  int64_t sums_stride, int64_t n_tok, float* y, int64_t y_stride);
+
+// Ternary dots (TernaryDotsFn in kernels/dispatch.h); the quantizer is neon::'s.
+void ternary_dots(int64_t K, const uint8_t* w, size_t row_bytes, int n_rows, const int8_t* act, size_t act_stride,
+                  int n_tok, int32_t* out, int64_t out_stride);
 
 }  // namespace mce::neon_dotprod

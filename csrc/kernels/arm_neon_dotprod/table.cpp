@@ -18,7 +18,8 @@ constexpr KernelTable kNeonDotprodTable = make_kernel_table(
                neon::dequantize_row_q4_0, neon::dequantize_row_q4_1, neon::dequantize_row_q4_K,
                neon::dequantize_row_q6_K},
               {neon_dotprod::gemm_q4_0x8, neon_dotprod::gemm_q4_1x8, neon_dotprod::gemm_q8_0x8},
-              neon::gemm_f32_panel, neon::gemv_f16_panel, neon::gemv_bf16_panel, neon::lut_build, neon::lut_gemv});
+              neon::gemm_f32_panel, neon::gemv_f16_panel, neon::gemv_bf16_panel, neon::lut_build, neon::lut_gemv,
+              neon::ternary_quantize, neon_dotprod::ternary_dots});
 
 }  // namespace
 

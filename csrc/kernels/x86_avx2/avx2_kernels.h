@@ -5,6 +5,7 @@
 #include <cstdint>
 
 #include "kernels/lut_layout.h"
+#include "kernels/ternary_layout.h"
 
 namespace mce::avx2 {
 
@@ -54,5 +55,10 @@ void gemv_bf16_panel(int64_t K, const uint16_t* panel, const float* x, float* y)
 void lut_build(const float* x, int64_t K, int group, int8_t* tables, float* half_sigma, float* xsum);
 void lut_gemv(const LowBitFormat& f, int64_t K, const uint8_t* tile, const int8_t* tables, const float* half_sigma,
               const float* xsum, float* y);
+
+// Ternary weights (TernaryQuantizeFn / TernaryDotsFn in kernels/dispatch.h).
+TernaryActivation ternary_quantize(const float* x, int64_t K, int8_t* a);
+void ternary_dots(int64_t K, const uint8_t* w, size_t row_bytes, int n_rows, const int8_t* act, size_t act_stride,
+                  int n_tok, int32_t* out, int64_t out_stride);
 
 }  // namespace mce::avx2

@@ -152,3 +152,26 @@ def standard_builder() -> GGUFBuilder:
         Tensor("w.q4", [64, 2], int(GGMLQuantizationType.Q4_0)),
     ]
     return GGUFBuilder(kvs=kvs, tensors=tensors)
+
+
+def parts_of(path) -> tuple[dict[str, bytes], dict[str, "Tensor"]]:
+    """A GGUF file's encoded key/values and tensors, by name, so a test can corrupt
+    one part and write the file again with write_parts."""
+    import numpy as np
+    from gguf import GGUFReader, GGUFValueType
+    r = GGUFReader(str(path))
+    kvs = {}
+    for name, f in r.fields.items():
+        if name.startswith("GGUF."):
+            continue
+        vtype = int(f.types[0])
+        elem = int(f.types[1]) if vtype == int(GGUFValueType.ARRAY) else None
+        kvs[name] = enc_kv(name, vtype, f.contents(), elem)
+    tensors = {t.name: Tensor(t.name, [int(n) for n in t.shape], int(t.tensor_type), bytes(np.asarray(t.data).tobytes()))
+               for t in r.tensors}
+    return kvs, tensors
+
+
+def write_parts(path, kvs: dict[str, bytes], tensors: dict[str, "Tensor"]):
+    path.write_bytes(GGUFBuilder(kvs=list(kvs.values()), tensors=list(tensors.values())).to_bytes())
+    return path

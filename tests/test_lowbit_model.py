@@ -78,27 +78,13 @@ def test_lowbit_model_int8_gemm_prefill(files):
 
 # ---- hostile low-bit metadata -----------------------------------------------------------------
 def _builder_from(path):
-    """The file as a GGUFBuilder (tests/gguf_builders.py) so a test can corrupt one part."""
     import gguf_builders as gb
-    from gguf import GGUFReader, GGUFValueType
-    r = GGUFReader(str(path))
-    kvs = {}
-    for name, f in r.fields.items():
-        if name.startswith("GGUF."):
-            continue
-        vtype = int(f.types[0])
-        elem = int(f.types[1]) if vtype == int(GGUFValueType.ARRAY) else None
-        kvs[name] = gb.enc_kv(name, vtype, f.contents(), elem)
-    tensors = {t.name: gb.Tensor(t.name, [int(n) for n in t.shape], int(t.tensor_type), bytes(np.asarray(t.data).tobytes()))
-               for t in r.tensors}
-    return kvs, tensors
+    return gb.parts_of(path)
 
 
 def _write(tmp_path, kvs, tensors, name):
     import gguf_builders as gb
-    p = tmp_path / name
-    p.write_bytes(gb.GGUFBuilder(kvs=list(kvs.values()), tensors=list(tensors.values())).to_bytes())
-    return p
+    return gb.write_parts(tmp_path / name, kvs, tensors)
 
 
 def test_lowbit_hostile_metadata(files, tmp_path):

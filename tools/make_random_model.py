@@ -1,10 +1,15 @@
 #!/usr/bin/env python3
-"""Write a llama-architecture GGUF with random weights at a realistic shape, for
-speed measurements (speed does not depend on the weight values).
+"""Write a llama- or bitnet-architecture GGUF with random weights at a realistic shape,
+for speed measurements (speed does not depend on the weight values).
 
-    python tools/make_random_model.py OUT.gguf [--type q4_0|q8_0|f16|w{b}g{G}[s]] [--hidden 2048]
-        [--ffn 8192] [--layers 16] [--heads 32] [--kv-heads 8] [--vocab 49152]
-        [--output-tensor-type TYPE] [--tied] [--tokenizer-from MODEL.gguf] [--seed 0]
+    python tools/make_random_model.py OUT.gguf [--type q4_0|q8_0|f16|w{b}g{G}[s]|t2|tq1_0|tq2_0]
+        [--arch llama|bitnet] [--hidden 2048] [--ffn 8192] [--layers 16] [--heads 32] [--kv-heads 8]
+        [--vocab 49152] [--output-tensor-type TYPE] [--tied] [--tokenizer-from MODEL.gguf] [--seed 0]
+
+    # the BitNet-2B shape of the anchor measurements, ours and llama.cpp's ternary types
+    # of the same weights (same seed):
+    python tools/make_random_model.py bitnet2b-t2.gguf --arch bitnet --type t2 --hidden 2560 \
+        --ffn 6912 --layers 30 --heads 20 --kv-heads 5 --tied --output-tensor-type q4_0
 
 The defaults are the "1B shape" of the project's anchor measurements (1.17 B
 parameters, untied output). Block bytes are drawn directly instead of quantizing
@@ -14,7 +19,11 @@ writes them), F16 tensors random halves of a bounded magnitude. The low-bit type
 w{b}g{G} / w{b}g{G}s (docs/FORMAT.md; e.g. w2g64) get random code bytes (every bit
 string is valid codes) with f16 group scales and, asymmetric, offsets that centre
 the levels on zero; their token embedding and output head are Q8_0, as the
-converter's policy has it. Scales are set so
+converter's policy has it. The ternary types (t2, and llama.cpp's TQ1_0 / TQ2_0
+encoded by the gguf package) hold random values t * s, t uniform in {-1, 0, 1},
+drawn from the same random stream, so the three files of one seed have the same
+weights. --arch bitnet adds BitNet's sub-norms (llama.cpp's bitnet graph: SiLU
+gate, NEOX RoPE), which llama.cpp runs too for the TQ types. Scales are set so
 that each weight has a standard deviation near 1/sqrt(fan_in), which keeps
 activations O(1) through the layers, so no kernel sees infinities or NaNs.
 
@@ -39,6 +48,9 @@ sys.path.insert(0, str(REPO / "python"))
 
 from gguf import GGML_QUANT_SIZES, GGMLQuantizationType, GGUFValueType, GGUFWriter  # noqa: E402
 
+from gguf import quants  # noqa: E402
+
+from minicpm_edge.convert import ternary  # noqa: E402
 from minicpm_edge.convert.errors import ConvertError  # noqa: E402
 from minicpm_edge.convert.lowbit import FORMS, LowBitType  # noqa: E402
 from minicpm_edge.convert.plan import add_type_metadata, lowbit_group  # noqa: E402
@@ -47,7 +59,7 @@ from minicpm_edge.convert.quantize import (OUT_TYPES, OutType, choose_type, pars
 from minicpm_edge.convert.writer import Planned, PlannedTensor, write_gguf  # noqa: E402
 
 Q = GGMLQuantizationType
-TYPES = ("q4_0", "q8_0", "f16")   # plus every low-bit type w{b}g{G}[s]
+TYPES = ("q4_0", "q8_0", "f16", "t2", "tq1_0", "tq2_0")   # plus every low-bit type w{b}g{G}[s]
 SPECIALS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]   # ids 0, 1, 2 as in SmolLM2
 
 
@@ -107,6 +119,20 @@ def random_lowbit(rng: np.random.Generator, rows: int, cols: int, t: LowBitType)
         return codes, d
     m = (-d.astype(np.float32) * np.float32(t.max_code / 2)).astype(np.float16)
     return codes, d, m
+
+
+def random_ternary(rng: np.random.Generator, rows: int, cols: int) -> tuple[np.ndarray, np.float32]:
+    """t in {-1, 0, 1} (uniform) and a scale giving weights of sd ~ 1/sqrt(fan_in)."""
+    t = (rng.integers(0, 3, (rows, cols), dtype=np.int8) - 1).astype(np.int8)
+    return t, np.float32(1.0 / np.sqrt(cols) / np.sqrt(2.0 / 3.0))
+
+
+def ternary_tensor(rng: np.random.Generator, rows: int, cols: int, choice) -> Planned:
+    """The bytes of a random ternary matrix in t2 or in llama.cpp's TQ1_0 / TQ2_0."""
+    t, s = random_ternary(rng, rows, cols)
+    if isinstance(choice, ternary.TernaryType):
+        return ternary.pack(t).view(np.int8), np.array([s], np.float32)
+    return quants.quantize(t.astype(np.float32) * s, choice)
 
 
 def random_norm(rng: np.random.Generator, n: int) -> np.ndarray:
@@ -181,12 +207,16 @@ def plan_tensors(a: argparse.Namespace, out: OutType) -> list[Planned]:
         choice = choose_type(name, (rows, cols), out, head)
         if isinstance(choice, LowBitType):
             return lowbit_group(name, (rows, cols), choice, lambda: random_lowbit(rng, rows, cols, choice))
+        if isinstance(choice, ternary.TernaryType):
+            return lowbit_group(name, (rows, cols), choice, lambda: ternary_tensor(rng, rows, cols, choice))
+        if choice in (Q.TQ1_0, Q.TQ2_0):
+            return PlannedTensor(name, (rows, cols), choice, lambda: ternary_tensor(rng, rows, cols, choice))
         if choice == Q.F16:
             return PlannedTensor(name, (rows, cols), choice, lambda: random_f16(rng, (rows, cols)))
         return PlannedTensor(name, (rows, cols), choice, lambda: random_quant(rng, (rows, cols), choice))
 
-    def norm(name: str) -> PlannedTensor:
-        return PlannedTensor(name, (E,), Q.F32, lambda: random_norm(rng, E))
+    def norm(name: str, n: int = E) -> PlannedTensor:
+        return PlannedTensor(name, (n,), Q.F32, lambda: random_norm(rng, n))
 
     out_tensors = [mat("token_embd.weight", V, E)]
     for i in range(a.layers):
@@ -200,6 +230,8 @@ def plan_tensors(a: argparse.Namespace, out: OutType) -> list[Planned]:
                         mat(p + "ffn_gate.weight", F, E),
                         mat(p + "ffn_up.weight", F, E),
                         mat(p + "ffn_down.weight", E, F)]
+        if a.arch == "bitnet":
+            out_tensors += [norm(p + "attn_sub_norm.weight"), norm(p + "ffn_sub_norm.weight", F)]
     out_tensors.append(norm("output_norm.weight"))
     if not a.tied:
         out_tensors.append(mat("output.weight", V, E))
@@ -228,7 +260,7 @@ def make(a: argparse.Namespace) -> Path:
 
     def metadata(w: GGUFWriter) -> None:
         w.add_type("model")
-        w.add_name(f"random llama {n_params / 1e9:.2f}B {a.type}")
+        w.add_name(f"random {a.arch} {n_params / 1e9:.2f}B {a.type}")
         w.add_context_length(a.ctx)
         w.add_embedding_length(a.hidden)
         w.add_block_count(a.layers)
@@ -254,7 +286,7 @@ def make(a: argparse.Namespace) -> Path:
             w.add_eos_token_id(2)
             w.add_add_bos_token(False)
 
-    return write_gguf(Path(a.output), "llama", metadata, tensors, progress=not a.quiet)
+    return write_gguf(Path(a.output), a.arch, metadata, tensors, progress=not a.quiet)
 
 
 def matrix_type(text: str) -> str:
@@ -276,6 +308,8 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--output-tensor-type", default=None, type=matrix_type, metavar="TYPE",
                     help="type of the LM head (output.weight, or token_embd with --tied); default: "
                          "as --type for the ggml types, q8_0 for the low-bit ones")
+    ap.add_argument("--arch", choices=("llama", "bitnet"), default="llama",
+                    help="bitnet: BitNet b1.58's sub-norms (default llama)")
     ap.add_argument("--hidden", type=int, default=2048)
     ap.add_argument("--ffn", type=int, default=8192)
     ap.add_argument("--layers", type=int, default=16)

@@ -91,7 +91,8 @@ Weight as_ternary_matrix(const gguf::GgufFile& f, const gguf::TensorInfo& t, con
   const int64_t code_bytes = int64_t(ternary_row_bytes(cols));
   if (t.type != GgmlType::I8 || t.n_dims != 2 || t.ne[0] != code_bytes || t.ne[1] != rows)
     throw FormatError("GGUF: ternary tensor '" + t.name + "' must be I8 of shape [" + std::to_string(code_bytes) +
-                      ", " + std::to_string(rows) + "], found " + shape_str(t));
+                      ", " + std::to_string(rows) + "], found " + type_geometry(uint32_t(t.type)).name + " " +
+                      shape_str(t));
   const gguf::TensorInfo& s = require(f, t.name + ".scale");
   if (s.type != GgmlType::F32 || s.n_elements() != 1)
     throw FormatError("GGUF: tensor '" + s.name + "' must be one F32 value, found " + shape_str(s));

@@ -51,13 +51,16 @@ def _tensor_elements(shape: Iterable[int]) -> int:
 
 
 LOWBIT_KEY = "minicpm_edge.lowbit."   # docs/FORMAT.md: [bits, group, has_min] per low-bit matrix
+TERNARY_KEY = "minicpm_edge.ternary."  # docs/FORMAT.md: [2] per ternary t2 matrix (2-bit codes)
 
 
 def count_params(md: dict, tensors: Sequence[dict]) -> int:
-    """Elements of all tensors, where a low-bit matrix counts its M*K weights (its I8
-    codes tensor holds K*b/8 bytes per row) and not its scales and offsets."""
+    """Elements of all tensors, where a low-bit or ternary matrix counts its M*K
+    weights (its I8 codes tensor holds K*b/8 bytes per row) and not its scales and
+    offsets."""
     lowbit = {k[len(LOWBIT_KEY):]: int(v[0]) for k, v in md.items()
               if k.startswith(LOWBIT_KEY) and isinstance(v, list) and len(v) == 3 and v[0] in (1, 2, 3, 4)}
+    lowbit.update({k[len(TERNARY_KEY):]: 2 for k, v in md.items() if k.startswith(TERNARY_KEY) and v == [2]})
     n = 0
     for t in tensors:
         name = t["name"]

@@ -117,16 +117,22 @@ def cmd_perplexity(a) -> int:
 
 
 LOWBIT_KEY = "minicpm_edge.lowbit."   # docs/FORMAT.md: one [bits, group, has_min] descriptor per matrix
+TERNARY_KEY = "minicpm_edge.ternary."  # docs/FORMAT.md: one [layout] descriptor per ternary matrix
+
+
+def descriptor_matrix(key: str, value) -> tuple[str, str] | None:
+    """(matrix name, type name: "w2g64", "w4g128s", "t2") of one project-format descriptor key."""
+    if key.startswith(LOWBIT_KEY) and isinstance(value, list) and len(value) == 3:
+        bits, group, has_min = (int(x) for x in value)
+        return key[len(LOWBIT_KEY):], f"w{bits}g{group}" + ("" if has_min else "s")
+    if key.startswith(TERNARY_KEY) and value == [2]:
+        return key[len(TERNARY_KEY):], "t2"
+    return None
 
 
 def lowbit_matrices(metadata: dict) -> dict[str, str]:
-    """Matrix name -> low-bit type name ("w2g64", "w4g128s") from the file's descriptors."""
-    out = {}
-    for k, v in metadata.items():
-        if k.startswith(LOWBIT_KEY) and isinstance(v, list) and len(v) == 3:
-            bits, group, has_min = (int(x) for x in v)
-            out[k[len(LOWBIT_KEY):]] = f"w{bits}g{group}" + ("" if has_min else "s")
-    return out
+    """Matrix name -> low-bit or ternary type name from the file's descriptors."""
+    return dict(m for m in (descriptor_matrix(k, v) for k, v in metadata.items()) if m is not None)
 
 
 def tensor_kinds(tensors: list[dict], metadata: dict) -> dict[str, str]:
@@ -153,10 +159,11 @@ def cmd_info(a) -> int:
     lowbit = lowbit_matrices(f.metadata)
     summarized = False
     for k, v in f.metadata.items():
-        if k.startswith(LOWBIT_KEY) and k[len(LOWBIT_KEY):] in lowbit and not a.tensors:
+        if descriptor_matrix(k, v) is not None and not a.tensors:
             if not summarized:   # one line for all descriptors; --tensors shows each
                 counts = Counter(lowbit.values()).most_common()
-                print(f"  {LOWBIT_KEY}* = {len(lowbit)} matrices: {', '.join(f'{n} {t}' for t, n in counts)}")
+                print(f"  minicpm_edge.lowbit.* / .ternary.* = {len(lowbit)} matrices: "
+                      f"{', '.join(f'{n} {t}' for t, n in counts)}")
                 summarized = True
             continue
         if isinstance(v, list):
@@ -175,7 +182,8 @@ def cmd_info(a) -> int:
         # a low-bit matrix counts once, with the bytes of its codes, scales and offsets
         by_type[kind] += kind not in lowbit.values() or t["name"] in lowbit
         size_by_type[kind] += t["nbytes"]
-    print(f"tensors: {len(tensors)}" + (f" ({len(lowbit)} low-bit matrices of 2-3 tensors each)" if lowbit else ""))
+    print(f"tensors: {len(tensors)}" + (f" ({len(lowbit)} low-bit / ternary matrices of 2-3 tensors each)"
+                                        if lowbit else ""))
     for name, count in by_type.most_common():
         unit = "matrices" if name in lowbit.values() else "tensors "
         print(f"  {name:8s} {count:4d} {unit}  {size_by_type[name] / 2**20:9.2f} MiB")

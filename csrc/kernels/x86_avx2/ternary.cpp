@@ -6,24 +6,23 @@
 // shift and a mask give 32 unsigned codes for one maddubs against a plain
 // 32-byte load of the activations. maddubs cannot saturate: a pair is at most
 // 2 * 3 * 128 = 768 (codes are 2-bit fields; 3 never occurs in a valid file
-// but is multiplied as 3, like the reference), or 3072 for the x4 codes
-// below, and int16 sums are widened to int32 (madd) before they can reach
-// 2^15. int32 sums are exact for K < 2^20.
+// but is multiplied as 3, like the reference), and int16 sums are widened to
+// int32 (madd) before they can reach 2^15. int32 sums are exact for K < 2^20.
 //
 // Two shapes, because the two uses are bound by different things:
 //  - decode (one token) streams the matrix once and must keep up with DRAM.
-//    Four rows per pass share the activation loads. One shift by 4 per chunk
-//    and the masks 0x03 / 0x0C give q0, 4 q1, q2, 4 q3 (two masks instead of
-//    three shifts and masks); the x4 quarters have their own int16
-//    accumulator (4 chunks: at most 4 * 2 * 3072 < 2^15) and the low ones are
-//    weighted by 4 when widened, so the int32 sum is 4x the dot, exactly.
-//    The four rows are four short streams (K/4 bytes each) that hardware
-//    prefetchers follow poorly: on a Zen 3 VM (K = 2560 and 6912, matrices
-//    far beyond the caches) the kernel streamed 3-4.5 GB/s without help,
-//    against 8-13 GB/s for a plain read of the same bytes. A software
-//    prefetch running through the matrix in address order, one pass of rows
-//    plus 2 KiB ahead, brings it to 6-10 GB/s (the machine was shared, hence
-//    the ranges).
+//    Four rows per pass share the activation loads; each row keeps one int16
+//    accumulator (eight chunks, then widened), which with the four
+//    accumulators, the four activation vectors and the mask fits the 16 ymm
+//    registers. (A variant with two masks, 0x03 and 0x0C, saved two shifts
+//    but needed a second accumulator per row and spilled: 15-25% slower in
+//    cache, 10-20% from DRAM on Zen 3.) The four rows are four short streams
+//    (K/4 bytes each) that hardware prefetchers follow poorly: on a Zen 3 VM
+//    (K = 2560 and 6912, matrices far beyond the caches) the kernel streamed
+//    3-4.5 GB/s without help, against 8-13 GB/s for a plain read of the same
+//    bytes. A software prefetch running through the matrix in address order,
+//    one pass of rows plus 2 KiB ahead, recovers most of it. (Interleaving
+//    the four rows chunk by chunk into one stream instead measured slower.)
 //  - prefill (several tokens) is bound by the multiply-adds, so a row's codes
 //    are unpacked once per chunk and used for up to four tokens; per row and
 //    token one int16 accumulator (a chunk adds at most 4 * 768 = 3072 to a
@@ -57,41 +56,36 @@ inline __m128i hsum4_epi32(__m256i a, __m256i b, __m256i c, __m256i d) {
 // One token, R rows (row r at w + r * row_bytes): out[r].
 template <int R>
 inline void dots_decode(int64_t nc, const uint8_t* w, size_t row_bytes, const int8_t* a, int32_t* out) {
-  const __m256i m03 = _mm256_set1_epi8(0x03), m0c = _mm256_set1_epi8(0x0C);
-  const __m256i ones = _mm256_set1_epi16(1), fours = _mm256_set1_epi16(4);
+  const __m256i m03 = _mm256_set1_epi8(0x03), ones = _mm256_set1_epi16(1);
   // Address order: the pass's R rows are R * row_bytes bytes read at R * 32
   // per chunk, so this runs one pass and 2 KiB ahead (rows padded beyond K/4
   // bytes only make it lag a little).
   const char* pf = reinterpret_cast<const char*>(w) + R * row_bytes + 2048;
-  __m256i acc[R];  // 4 x the dots
+  __m256i acc[R];
   for (int r = 0; r < R; ++r) acc[r] = _mm256_setzero_si256();
-  for (int64_t c0 = 0; c0 < nc; c0 += 4) {
-    const int64_t c1 = std::min(nc, c0 + 4);
-    __m256i lo[R], hi[R];
-    for (int r = 0; r < R; ++r) lo[r] = hi[r] = _mm256_setzero_si256();
+  for (int64_t c0 = 0; c0 < nc; c0 += 8) {
+    const int64_t c1 = std::min(nc, c0 + 8);
+    __m256i s16[R];  // a chunk adds at most 4 * 768 to a lane: eight chunks stay below 2^15
+    for (int r = 0; r < R; ++r) s16[r] = _mm256_setzero_si256();
     for (int64_t c = c0; c < c1; ++c) {
       for (int j = 0; j < R * 32; j += 64) _mm_prefetch(pf + R * 32 * c + j, _MM_HINT_T0);
       const int8_t* ac = a + 128 * c;
       const __m256i a0 = load32(ac), a1 = load32(ac + 32), a2 = load32(ac + 64), a3 = load32(ac + 96);
       for (int r = 0; r < R; ++r) {
         const __m256i v = load32(w + r * row_bytes + 32 * c);
-        const __m256i s = _mm256_srli_epi16(v, 4);  // bits 4..7 down; the masks drop what crosses bytes
         const __m256i p0 = _mm256_maddubs_epi16(_mm256_and_si256(v, m03), a0);
-        const __m256i p1 = _mm256_maddubs_epi16(_mm256_and_si256(v, m0c), a1);
-        const __m256i p2 = _mm256_maddubs_epi16(_mm256_and_si256(s, m03), a2);
-        const __m256i p3 = _mm256_maddubs_epi16(_mm256_and_si256(s, m0c), a3);
-        lo[r] = _mm256_add_epi16(lo[r], _mm256_add_epi16(p0, p2));
-        hi[r] = _mm256_add_epi16(hi[r], _mm256_add_epi16(p1, p3));
+        const __m256i p1 = _mm256_maddubs_epi16(_mm256_and_si256(_mm256_srli_epi16(v, 2), m03), a1);
+        const __m256i p2 = _mm256_maddubs_epi16(_mm256_and_si256(_mm256_srli_epi16(v, 4), m03), a2);
+        const __m256i p3 = _mm256_maddubs_epi16(_mm256_and_si256(_mm256_srli_epi16(v, 6), m03), a3);
+        s16[r] = _mm256_add_epi16(s16[r], _mm256_add_epi16(_mm256_add_epi16(p0, p1), _mm256_add_epi16(p2, p3)));
       }
     }
-    for (int r = 0; r < R; ++r)
-      acc[r] = _mm256_add_epi32(acc[r], _mm256_add_epi32(_mm256_madd_epi16(lo[r], fours), _mm256_madd_epi16(hi[r], ones)));
+    for (int r = 0; r < R; ++r) acc[r] = _mm256_add_epi32(acc[r], _mm256_madd_epi16(s16[r], ones));
   }
-  // Every lane is a sum of 4 x products: the arithmetic shift divides exactly.
   if constexpr (R == 4) {
-    _mm_storeu_si128(reinterpret_cast<__m128i*>(out), _mm_srai_epi32(hsum4_epi32(acc[0], acc[1], acc[2], acc[3]), 2));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(out), hsum4_epi32(acc[0], acc[1], acc[2], acc[3]));
   } else {
-    for (int r = 0; r < R; ++r) out[r] = hsum_epi32(acc[r]) / 4;
+    for (int r = 0; r < R; ++r) out[r] = hsum_epi32(acc[r]);
   }
 }
 

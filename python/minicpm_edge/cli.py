@@ -162,7 +162,8 @@ def cmd_info(a) -> int:
         if descriptor_matrix(k, v) is not None and not a.tensors:
             if not summarized:   # one line for all descriptors; --tensors shows each
                 counts = Counter(lowbit.values()).most_common()
-                print(f"  minicpm_edge.lowbit.* / .ternary.* = {len(lowbit)} matrices: "
+                prefixes = [p + "*" for p in (LOWBIT_KEY, TERNARY_KEY) if any(m.startswith(p) for m in f.metadata)]
+                print(f"  {' / '.join(prefixes)} = {len(lowbit)} matrices: "
                       f"{', '.join(f'{n} {t}' for t, n in counts)}")
                 summarized = True
             continue

@@ -8,6 +8,8 @@ OUT_DIR/llama-tied   the same with tie_word_embeddings and Llama 3.1 ("llama3") 
 OUT_DIR/minicpm      MiniCPM-1B/2B-like (MiniCPMForCausalLM), tied, BF16, SentencePiece;
                      intermediate_size 144 so ffn_down rows are not a multiple of 32
 OUT_DIR/minicpm4     MiniCPM4-like: LongRoPE, sparse_config, untied head, F16 in two shards
+OUT_DIR/bitcpm4      BitCPM4-like: the MiniCPM4 model with ternary decoder linears, one absmean
+                     scale per group of 32 inputs (fake-quantized BF16, as BitCPM4 is released)
 OUT_DIR/bitnet       BitNetForCausalLM (transformers), squared-ReLU FFN, untied head, F32
                      full-precision master weights (ternarized at conversion)
 OUT_DIR/bitnet-packed  the same model family in the packed release format of
@@ -201,16 +203,11 @@ def write_minicpm(out: Path, seed: int) -> None:
               metadata={"format": "pt"})
 
 
-def write_minicpm4(out: Path, seed: int) -> None:
-    """MiniCPM4-like: LongRoPE (long != short, max_pos > original so mscale != 1),
-    InfLLM v2 sparse_config, untied head, two eos ids, F16 weights in two shards."""
-    from safetensors.numpy import save_file
-
-    hidden, n_layer, n_head, n_kv, ffn = 128, 2, 4, 2, 256
+def minicpm4_config(hidden: int, n_layer: int, n_head: int, n_kv: int, ffn: int) -> dict:
     n_factors = hidden // n_head // 2
     long_factor = [round(float(x), 5) for x in np.geomspace(1.0, 24.0, n_factors)]
     short_factor = [round(float(x), 5) for x in np.linspace(1.0, 1.5, n_factors)]
-    _write_json(out / "config.json", {
+    return {
         "architectures": ["MiniCPMForCausalLM"], "model_type": "minicpm",
         "bos_token_id": 1, "eos_token_id": [2, SPM_PIECES], "pad_token_id": 2, "hidden_act": "silu",
         "hidden_size": hidden, "initializer_range": 0.1, "intermediate_size": ffn,
@@ -222,7 +219,16 @@ def write_minicpm4(out: Path, seed: int) -> None:
         "scale_depth": 1.4, "mup_denominator": 32, "tie_word_embeddings": False, "use_cache": True,
         "sparse_config": {"kernel_size": 32, "kernel_stride": 16, "init_blocks": 1, "block_size": 64,
                           "window_size": 2048, "topk": 64, "use_nope": False, "dense_len": 8192},
-    })
+    }
+
+
+def write_minicpm4(out: Path, seed: int) -> None:
+    """MiniCPM4-like: LongRoPE (long != short, max_pos > original so mscale != 1),
+    InfLLM v2 sparse_config, untied head, two eos ids, F16 weights in two shards."""
+    from safetensors.numpy import save_file
+
+    hidden, n_layer, n_head, n_kv, ffn = 128, 2, 4, 2, 256
+    _write_json(out / "config.json", minicpm4_config(hidden, n_layer, n_head, n_kv, ffn))
     w = minicpm_weights(np.random.default_rng(seed), hidden, n_layer, n_head, n_kv, ffn, VOCAB, tied=False)
     names = list(w)
     shards = {"model-00001-of-00002.safetensors": names[: len(names) // 2],
@@ -234,6 +240,32 @@ def write_minicpm4(out: Path, seed: int) -> None:
     total = sum(v.size * 2 for v in w.values())
     _write_json(out / "model.safetensors.index.json",
                 {"metadata": {"total_size": total}, "weight_map": dict(sorted(weight_map.items()))})
+
+
+BITCPM_GROUP = 32
+
+
+def write_bitcpm4(out: Path, seed: int) -> None:
+    """BitCPM4-like: the MiniCPM4 model with every decoder linear fake-quantized to
+    ternary values t * s, s = mean |W| per group of 32 inputs rounded to BF16 (so the
+    BF16 file holds t * s exactly), as the released BitCPM4 checkpoints are stored."""
+    import torch
+    from safetensors.torch import save_file
+
+    hidden, n_layer, n_head, n_kv, ffn = 128, 2, 4, 2, 256
+    config = minicpm4_config(hidden, n_layer, n_head, n_kv, ffn)
+    config["torch_dtype"] = "bfloat16"
+    _write_json(out / "config.json", config)
+    w = minicpm_weights(np.random.default_rng(seed), hidden, n_layer, n_head, n_kv, ffn, VOCAB, tied=False)
+    tensors = {}
+    for name, v in w.items():
+        t = torch.from_numpy(v)
+        if name.startswith("model.layers.") and name.endswith("proj.weight"):
+            g = t.reshape(t.shape[0], -1, BITCPM_GROUP)
+            s = g.abs().mean(dim=-1, keepdim=True).to(torch.bfloat16).float()
+            t = ((g / s).round().clamp(-1, 1) * s).reshape(t.shape)
+        tensors[name] = t.to(torch.bfloat16).contiguous()
+    save_file(tensors, str(out / "model.safetensors"), metadata={"format": "pt"})
 
 
 # ---- BitNet (transformers) ----------------------------------------------------------------
@@ -298,7 +330,8 @@ def make_all(out_dir: str | os.PathLike, smollm2_gguf: str | os.PathLike | None 
              use_smollm2: bool = False) -> dict[str, Path]:
     """Write all four checkpoints under ``out_dir``; returns name -> directory."""
     root = Path(out_dir)
-    dirs = {name: root / name for name in ("llama", "llama-tied", "minicpm", "minicpm4", "bitnet", "bitnet-packed")}
+    dirs = {name: root / name for name in ("llama", "llama-tied", "minicpm", "minicpm4", "bitcpm4", "bitnet",
+                                           "bitnet-packed")}
     for d in dirs.values():
         d.mkdir(parents=True, exist_ok=True)
     lines = corpus_lines()
@@ -308,7 +341,8 @@ def make_all(out_dir: str | os.PathLike, smollm2_gguf: str | os.PathLike | None 
         else:
             vocab = write_bpe_tokenizer(dirs[name], lines)
         write_llama(dirs[name], vocab, tied, seed)
-    for name, writer, seed in (("minicpm", write_minicpm, 3), ("minicpm4", write_minicpm4, 4)):
+    for name, writer, seed in (("minicpm", write_minicpm, 3), ("minicpm4", write_minicpm4, 4),
+                               ("bitcpm4", write_bitcpm4, 7)):
         write_spm_tokenizer(dirs[name], lines)
         writer(dirs[name], seed)
     for name, writer, seed in (("bitnet", write_bitnet, 5), ("bitnet-packed", write_bitnet_packed, 6)):

@@ -100,7 +100,7 @@ def quantize_rtn(w: np.ndarray, t: LowBitType, what: str = "tensor"
     d float16 [M, K/G], m float16 [M, K/G] or None when symmetric). d and m are
     rounded to binary16 before the codes are computed, so the codes fit the stored
     values; a group with d == 0 gets all-zero codes. Asymmetric groups of at least 2
-    bits whose values are ternary, {-s, 0, s} (BitCPM4's fake-quantized weights), are
+    bits whose values are exactly -s, 0 and s (BitCPM4's fake-quantized weights) are
     held exactly instead: d = s, m = -s, q = t + 1 (keep_ternary_groups).
     """
     g = as_groups(w, t, what)
@@ -114,13 +114,15 @@ def quantize_rtn(w: np.ndarray, t: LowBitType, what: str = "tensor"
 
 def keep_ternary_groups(g: np.ndarray, d16: np.ndarray, m16: np.ndarray, codes: np.ndarray) -> int:
     """Rewrites, in place, the params and codes of the groups of g [..., G] that hold
-    ternary values t * s (t in {-1, 0, 1}, one s > 0 per group) so that they decode to
-    exactly those values: the range rule would put the levels at -s, -s/3, s/3, s and
-    lose the zeros. BitCPM4 (MiniCPM4 tech report) releases its ternary models this
+    ternary values t * s (t in {-1, 0, 1}, one s > 0 per group, all three present) so
+    that they decode to exactly those values: the range rule would put the levels at
+    -s, -s/3, s/3, s and lose the zeros. BitCPM4 (MiniCPM4 tech report) releases its ternary models this
     way, with an absmean scale per group of inputs. Returns how many groups it kept."""
     a = np.abs(g)
     s = a.max(axis=-1)
     ternary = (s > 0) & ((a == 0) | (a == s[..., None])).all(axis=-1)
+    # Only where the range rule fails: -s, 0 and s all present (two of them fit its levels).
+    ternary &= (g == 0).any(axis=-1) & (g > 0).any(axis=-1) & (g < 0).any(axis=-1)
     ternary &= np.isfinite(s.astype(np.float16))
     if ternary.any():
         s16 = s[ternary].astype(np.float16)

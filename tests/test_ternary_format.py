@@ -40,6 +40,12 @@ def test_ternary_matmul_against_numpy(rows, cols, n_tok):
             assert np.max(np.abs(y - exact)) <= 1e-5 * np.max(np.abs(exact)), (isa, threads)
 
 
+def test_empty_batch():
+    codes = ternary.pack(np.zeros((4, 128), np.int8))
+    for int8 in (True, False):
+        assert _core.ternary_matmul(codes, 1.0, 4, np.zeros((0, 128), np.float32), int8=int8).shape == (0, 4)
+
+
 def test_pack_follows_the_layout_rule():
     rng = np.random.default_rng(3)
     t = rng.integers(-1, 2, (5, 256)).astype(np.int8)
@@ -87,20 +93,26 @@ def test_t2_hostile_metadata(t2_file, tmp_path):
 
     def f32(v, at=scale.name):
         return gb.Tensor(at, [1], int(gb.GGMLQuantizationType.F32), np.float32(v).tobytes())
-    cases = {
-        "layout": ({key: gb.enc_kv(key, gb.ARRAY, [3], gb.U32)}, {}),
-        "length": ({key: gb.enc_kv(key, gb.ARRAY, [2, 0], gb.U32)}, {}),
-        "not-array": ({key: gb.enc_kv(key, gb.U32, 2)}, {}),
-        "negative-scale": ({}, {scale.name: f32(-1.0)}),
-        "nan-scale": ({}, {scale.name: f32(np.nan)}),
-        "scale-type": ({}, {scale.name: gb.Tensor(scale.name, scale.ne, int(gb.GGMLQuantizationType.F16))}),
-        "codes-shape": ({}, {name: gb.Tensor(name, [codes.ne[0] // 2, codes.ne[1] * 2], codes.ggml_type)}),
-        "codes-type": ({}, {name: gb.Tensor(name, codes.ne, int(gb.GGMLQuantizationType.Q8_0))}),
-        "layer-scale": ({}, {"blk.0.ffn_up.scale": f32(1.0, "blk.0.ffn_up.scale")}),   # llama.cpp's optional output scale
+    lowbit_key = "minicpm_edge.lowbit." + name
+    cases = {   # label: (metadata patch, tensor patch, what the error says)
+        "layout": ({key: gb.enc_kv(key, gb.ARRAY, [3], gb.U32)}, {}, "ternary layout 3"),
+        "length": ({key: gb.enc_kv(key, gb.ARRAY, [2, 0], gb.U32)}, {}, "must be an array"),
+        "not-array": ({key: gb.enc_kv(key, gb.U32, 2)}, {}, "must be an array"),
+        "negative-scale": ({}, {scale.name: f32(-1.0)}, "finite, non-negative"),
+        "nan-scale": ({}, {scale.name: f32(np.nan)}, "finite, non-negative"),
+        "scale-type": ({}, {scale.name: gb.Tensor(scale.name, scale.ne, int(gb.GGMLQuantizationType.F16))},
+                       "one F32 value"),
+        "codes-shape": ({}, {name: gb.Tensor(name, [codes.ne[0] // 2, codes.ne[1] * 2], codes.ggml_type)},
+                        "must be I8 of shape"),
+        "codes-type": ({}, {name: gb.Tensor(name, codes.ne, int(gb.GGMLQuantizationType.Q8_0))}, "found Q8_0"),
+        "layer-scale": ({}, {"blk.0.ffn_up.scale": f32(1.0, "blk.0.ffn_up.scale")},   # llama.cpp's output scale
+                        "per-tensor output scale"),
+        "two-descriptors": ({lowbit_key: gb.enc_kv(lowbit_key, gb.ARRAY, [2, 64, 1], gb.U32)}, {},
+                            "both a low-bit and a ternary"),
     }
-    for label, (kv_patch, t_patch) in cases.items():
+    for label, (kv_patch, t_patch, says) in cases.items():
         p = gb.write_parts(tmp_path / f"{label}.gguf", {**kvs, **kv_patch}, {**tensors, **t_patch})
-        with pytest.raises((ValueError, NotImplementedError)) as e:
+        with pytest.raises((ValueError, NotImplementedError), match=says) as e:
             Model(str(p), n_ctx=16)
         print(label, "->", type(e.value).__name__, e.value)
     p = gb.write_parts(tmp_path / "drop.gguf", kvs, {k: v for k, v in tensors.items() if k != scale.name})
@@ -129,6 +141,11 @@ def test_converter_refusals(tiny_models, tmp_path):
     for kw in ({"method": "gptq", "calib": "x.txt"}, {"target_size": "1MiB"}):
         with pytest.raises(ConvertError, match="ternar"):
             convert(src, tmp_path / "x.gguf", out_type="t2", progress=False, **kw)
+    calib = tmp_path / "calib.txt"
+    calib.write_text("The quick brown fox jumps over the lazy dog. " * 40)
+    with pytest.raises(ConvertError, match="sub-norms"):
+        convert(src, tmp_path / "awq.gguf", out_type="w4g64", method="awq", calib=calib, calib_windows=1,
+                calib_ctx=32, progress=False)
     # A checkpoint whose rows do not split into 128-input chunks keeps those
     # matrices in Q8_0 (with a warning), like the low-bit types.
     p = convert(tiny_models / "llama", tmp_path / "llama-t2.gguf", out_type="t2", progress=False)
@@ -136,3 +153,40 @@ def test_converter_refusals(tiny_models, tmp_path):
     types = {t.name: t.tensor_type.name for t in GGUFReader(str(p)).tensors}
     assert types["blk.0.attn_q.weight"] == "Q8_0"      # hidden 64
     assert Model(str(p), n_ctx=16).logits([1, 2]).shape == (2, Model(str(p)).n_vocab)
+
+
+def test_tq_output_of_a_float_model_is_per_tensor_ternary(tiny_models, tmp_path):
+    """--type tq2_0 on a model that is not ternary ternarizes each matrix with one
+    scale (so every block of a tensor has the same d) and the file loads."""
+    from gguf import GGUFReader
+    p = convert(tiny_models / "minicpm4", tmp_path / "m4-tq2.gguf", out_type="tq2_0", progress=False)
+    down = next(t for t in GGUFReader(str(p)).tensors if t.name == "blk.0.ffn_down.weight")
+    assert down.tensor_type.name == "TQ2_0"
+    d = np.asarray(down.data).reshape(-1, 66)[:, 64:].copy().view(np.float16)
+    assert len(np.unique(d)) == 1
+    assert Model(str(p), n_ctx=16).logits([1, 2]).shape[0] == 2
+
+
+def test_1bitllm_names(tiny_models, tmp_path):
+    """1bitLLM's BitnetForCausalLM checkpoints name the sub-norms inner_attn_ln and
+    ffn_layernorm; the same weights under those names give the same file."""
+    import json
+    import shutil
+    from safetensors.numpy import load_file, save_file
+    src = tiny_models / "bitnet"
+    alt = tmp_path / "1bitllm"
+    shutil.copytree(src, alt)
+    tensors = load_file(str(src / "model.safetensors"))
+    renamed = {k.replace("self_attn.attn_sub_norm", "self_attn.inner_attn_ln")
+                .replace("mlp.ffn_sub_norm", "mlp.ffn_layernorm"): v for k, v in tensors.items()}
+    assert renamed.keys() != tensors.keys()
+    save_file(renamed, str(alt / "model.safetensors"))
+    cfg = json.loads((src / "config.json").read_text())
+    cfg["architectures"] = ["BitnetForCausalLM"]
+    (alt / "config.json").write_text(json.dumps(cfg))
+    from gguf import GGUFReader
+    a = convert(src, tmp_path / "a.gguf", out_type="t2", progress=False)
+    b = convert(alt, tmp_path / "b.gguf", out_type="t2", progress=False)
+    ta = {t.name: np.asarray(t.data).tobytes() for t in GGUFReader(str(a)).tensors}
+    tb = {t.name: np.asarray(t.data).tobytes() for t in GGUFReader(str(b)).tensors}
+    assert ta == tb

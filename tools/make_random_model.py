@@ -22,7 +22,7 @@ the levels on zero; their token embedding and output head are Q8_0, as the
 converter's policy has it. The ternary types (t2, and llama.cpp's TQ1_0 / TQ2_0
 encoded by the gguf package) hold random values t * s, t uniform in {-1, 0, 1},
 drawn from the same random stream, so the three files of one seed have the same
-weights. --arch bitnet adds BitNet's sub-norms (llama.cpp's bitnet graph: SiLU
+weights (TQ's binary16 block scale rounds s). --arch bitnet adds BitNet's sub-norms (llama.cpp's bitnet graph: SiLU
 gate, NEOX RoPE), which llama.cpp runs too for the TQ types. Scales are set so
 that each weight has a standard deviation near 1/sqrt(fan_in), which keeps
 activations O(1) through the layers, so no kernel sees infinities or NaNs.
@@ -127,8 +127,9 @@ def random_ternary(rng: np.random.Generator, rows: int, cols: int) -> tuple[np.n
     return t, np.float32(1.0 / np.sqrt(cols) / np.sqrt(2.0 / 3.0))
 
 
-def ternary_tensor(rng: np.random.Generator, rows: int, cols: int, choice) -> Planned:
-    """The bytes of a random ternary matrix in t2 or in llama.cpp's TQ1_0 / TQ2_0."""
+def ternary_tensor(rng: np.random.Generator, rows: int, cols: int, choice):
+    """The data of a random ternary matrix: t2's (codes, scale), or the blocks of
+    llama.cpp's TQ1_0 / TQ2_0 (which round the scale to binary16)."""
     t, s = random_ternary(rng, rows, cols)
     if isinstance(choice, ternary.TernaryType):
         return ternary.pack(t).view(np.int8), np.array([s], np.float32)

@@ -328,7 +328,7 @@ def write_bitnet_packed(out: Path, vocab_size: int, seed: int) -> None:
 # ---- driver -------------------------------------------------------------------------------
 def make_all(out_dir: str | os.PathLike, smollm2_gguf: str | os.PathLike | None = None,
              use_smollm2: bool = False) -> dict[str, Path]:
-    """Write all four checkpoints under ``out_dir``; returns name -> directory."""
+    """Write every checkpoint above under ``out_dir``; returns name -> directory."""
     root = Path(out_dir)
     dirs = {name: root / name for name in ("llama", "llama-tied", "minicpm", "minicpm4", "bitcpm4", "bitnet",
                                            "bitnet-packed")}

@@ -93,12 +93,14 @@ using LutGemvFn = void (*)(const LowBitFormat& f, int64_t K, const uint8_t* tile
 
 // Ternary weights (kernels/ternary_layout.h; BitNet b1.58).
 // TernaryQuantizeFn: one token's K inputs to int8 as TernaryActivation
-// states (BitLinear's per-token absmax); every level gives the same bytes.
+// states (BitLinear's per-token absmax); every level gives the same bytes for
+// finite inputs (a NaN input quantizes to 0 or -128 depending on the level).
 using TernaryQuantizeFn = TernaryActivation (*)(const float* x, int64_t K, int8_t* a);
 // TernaryDotsFn: for n_rows rows of t2 codes (row r at w + r * row_bytes) and
 // n_tok activation rows (token t at act + t * act_stride), K a multiple of
 // 128: out[t * out_stride + r] = sum_k q_{r,k} a_{t,k}, the codes q in
-// {0, 1, 2} unsigned. Exact int32 on every level (|sum| <= 256 K).
+// {0, 1, 2} unsigned (a code 3, which no valid file holds, counts as 3).
+// Exact int32 on every level (|sum| <= 384 K).
 using TernaryDotsFn = void (*)(int64_t K, const uint8_t* w, size_t row_bytes, int n_rows, const int8_t* act,
                                size_t act_stride, int n_tok, int32_t* out, int64_t out_stride);
 

@@ -416,6 +416,7 @@ bool lowbit_gemm_uses_int8(const LowBitFormat& f, int64_t n_tok) {
 
 void matmul(const Weight& w, const float* x, int64_t n_tok, float* y, ThreadPool& pool,
             std::vector<uint8_t>& act_buf, ActivationPrecision precision, int64_t y_stride) {
+  if (n_tok <= 0) return;  // nothing to compute (and the tilings below divide by tile sizes)
   const KernelTable& kt = kernels();
   const WeightKernel& wk = kt.weight[static_cast<uint32_t>(w.type)];
   if (y_stride == 0) y_stride = w.rows;
@@ -471,6 +472,7 @@ void matmul(const Weight& w, const float* x, int64_t n_tok, float* y, ThreadPool
 
 void matmul_multi(const MatmulTarget* targets, int n, const float* x, int64_t n_tok, ThreadPool& pool,
                   std::vector<uint8_t>& act_buf, ActivationPrecision precision) {
+  if (n_tok <= 0) return;
   // One table build serves the call only when every matrix has the same
   // format: the table-lookup and int8 kernels take the first matrix's.
   // Mixed-precision files (convert --target-size) give Q/K/V or gate/up

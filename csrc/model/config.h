@@ -22,7 +22,7 @@ enum class FfnActivation { Silu, Relu2 };
 
 struct ModelConfig {
   std::string arch;          // general.architecture: "llama", "minicpm", "minicpm4" or "bitnet"
-  std::string variant;       // "llama", "minicpm" or "minicpm4"
+  std::string variant;       // "llama", "minicpm", "minicpm4" or "bitnet"
   int n_vocab = 0;
   int n_embd = 0;
   int n_layer = 0;

@@ -110,23 +110,40 @@ Weight as_ternary_matrix(const gguf::GgufFile& f, const gguf::TensorInfo& t, con
   return w;
 }
 
+constexpr size_t kHugePage = size_t(2) << 20;
+
+// Memory for `bytes` of weights the kernels stream. Large matrices go on 2 MiB
+// boundaries and ask for transparent huge pages: decode streams every weight
+// once per token, and with 4 KiB pages the hardware prefetcher stops at each
+// page boundary and the TLB misses often.
+AlignedBuffer weight_buffer(size_t bytes) {
+  const size_t align = bytes >= kHugePage ? kHugePage : 64;
+  const size_t padded = (bytes + align - 1) / align * align;
+  void* raw = std::aligned_alloc(align, padded);
+  if (raw == nullptr) throw Error("out of memory for weights (" + std::to_string(bytes) + " bytes)");
+#if defined(MADV_HUGEPAGE)
+  if (align == kHugePage) ::madvise(raw, padded, MADV_HUGEPAGE);
+#endif
+  return AlignedBuffer(static_cast<uint8_t*>(raw));
+}
+
 // A TQ1_0 / TQ2_0 matrix of llama.cpp (quant/ternary_import.h), rewritten into
 // t2 codes in `storage` (these files are ternary models with one scale per
 // tensor; the kernels then see no difference from our own t2 matrices).
-Weight as_tq_matrix(const gguf::TensorInfo& t, int64_t rows, int64_t cols, std::vector<AlignedBuffer>& storage) {
+Weight as_tq_matrix(const gguf::GgufFile& f, const gguf::TensorInfo& t, int64_t rows, int64_t cols,
+                    std::vector<AlignedBuffer>& storage) {
   if (t.n_dims != 2 || t.ne[0] != cols || t.ne[1] != rows)
     throw FormatError("GGUF: tensor '" + t.name + "' has shape " + shape_str(t) + ", expected [" +
                       std::to_string(cols) + ", " + std::to_string(rows) + "]");
-  const size_t bytes = ternary_row_bytes(cols) * size_t(rows);
-  void* raw = std::aligned_alloc(64, (bytes + 63) / 64 * 64);
-  if (raw == nullptr) throw Error("out of memory reading ternary tensor '" + t.name + "'");
-  AlignedBuffer buf(static_cast<uint8_t*>(raw));
+  AlignedBuffer buf = weight_buffer(ternary_row_bytes(cols) * size_t(rows));
   float scale = 0.0f;
   if (!ternary_from_tq(t.type, t.data, rows, cols, buf.get(), &scale))
     throw UnsupportedError("tensor '" + t.name + "' (" + type_geometry(uint32_t(t.type)).name +
                            ") has blocks with different scales; only ternary models with one scale per tensor "
                            "(BitNet b1.58) can run it");
-  if (!std::isfinite(scale)) throw FormatError("GGUF: tensor '" + t.name + "' has a non-finite block scale");
+  if (!std::isfinite(scale) || scale < 0.0f)
+    throw FormatError("GGUF: tensor '" + t.name + "' has a negative or non-finite block scale");
+  f.drop_pages(t.data, size_t(t.nbytes));  // the t2 copy is the one the kernels read
   Weight w;
   w.type = GgmlType::I8;
   w.rows = rows;
@@ -191,9 +208,13 @@ ModelWeights bind_weights(const gguf::GgufFile& f, const ModelConfig& c) {
   // Any matrix may be low-bit (the embedding table too: its rows are decoded
   // one at a time, and a tied head is packed from it like any matrix).
   auto matrix = [&f, &w](const gguf::TensorInfo& t, int64_t rows, int64_t cols) {
-    if (t.type == GgmlType::TQ1_0 || t.type == GgmlType::TQ2_0) return as_tq_matrix(t, rows, cols, w.packed_storage);
-    if (const gguf::Value* desc = f.find("minicpm_edge.lowbit." + t.name)) return as_lowbit_matrix(f, t, *desc, rows, cols);
-    if (const gguf::Value* desc = f.find("minicpm_edge.ternary." + t.name)) return as_ternary_matrix(f, t, *desc, rows, cols);
+    if (t.type == GgmlType::TQ1_0 || t.type == GgmlType::TQ2_0) return as_tq_matrix(f, t, rows, cols, w.packed_storage);
+    const gguf::Value* lowbit = f.find("minicpm_edge.lowbit." + t.name);
+    const gguf::Value* ternary = f.find("minicpm_edge.ternary." + t.name);
+    if (lowbit && ternary)
+      throw FormatError("GGUF: tensor '" + t.name + "' has both a low-bit and a ternary descriptor");
+    if (lowbit) return as_lowbit_matrix(f, t, *lowbit, rows, cols);
+    if (ternary) return as_ternary_matrix(f, t, *ternary, rows, cols);
     return as_matrix(t, rows, cols);
   };
   const int64_t E = c.n_embd, D = c.head_dim;
@@ -241,11 +262,6 @@ ModelWeights bind_weights(const gguf::GgufFile& f, const ModelConfig& c) {
   return w;
 }
 
-namespace {
-
-constexpr size_t kHugePage = size_t(2) << 20;
-
-}  // namespace
 
 void pack_weight(Weight& m, const gguf::GgufFile* file, ThreadPool* pool, std::vector<AlignedBuffer>& storage) {
   if (m.ternary.kind > 0) return;  // used in place (kernels/ternary_layout.h)
@@ -257,17 +273,7 @@ void pack_weight(Weight& m, const gguf::GgufFile* file, ThreadPool* pool, std::v
   const size_t group_bytes = lowbit ? lut_tile_bytes(m.lowbit, m.cols) : packed_group_bytes(kind, m.cols);
   if (group_bytes == 0 || groups == 0) return;
   const size_t total = group_bytes * size_t(groups);
-  // Large matrices go on 2 MiB boundaries and ask for transparent huge pages:
-  // decode streams every weight once per token, and with 4 KiB pages the
-  // hardware prefetcher stops at each page boundary and the TLB misses often.
-  const size_t align = total >= kHugePage ? kHugePage : 64;
-  const size_t padded = (total + align - 1) / align * align;
-  void* raw = std::aligned_alloc(align, padded);
-  if (raw == nullptr) throw Error("out of memory packing weights (" + std::to_string(total) + " bytes)");
-#if defined(MADV_HUGEPAGE)
-  if (align == kHugePage) ::madvise(raw, padded, MADV_HUGEPAGE);
-#endif
-  AlignedBuffer buf(static_cast<uint8_t*>(raw));
+  AlignedBuffer buf = weight_buffer(total);
   auto pack_one = [&](int64_t g, int) {
     uint8_t* dst = buf.get() + size_t(g) * group_bytes;
     const uint8_t* src = m.row(g * group_rows);

@@ -86,8 +86,8 @@ def convert(src: str | Path, out: str | Path, out_type: str = "f16", progress: b
     method = parse_method(method)
     limit = make_budget(target_size, bpw)
     if kind.lowbit is not None and not isinstance(kind.lowbit, LowBitType) and (method != "rtn" or limit is not None):
-        raise ConvertError(f"{kind.name} matrices are ternarized as BitNet b1.58 does (absmean), or kept when "
-                           "they already are ternary: use --method rtn and no size budget")
+        raise ConvertError(f"{kind.name} stores ternary matrices, taken as they are or ternarized by absmean "
+                           "(BitNet b1.58): use --method rtn and no size budget")
     if limit is not None and kind.lowbit is None:
         raise ConvertError("a size budget (--target-size / --bpw) chooses among the low-bit types: give a "
                            "low-bit --type such as w4g64")
@@ -111,6 +111,12 @@ def convert(src: str | Path, out: str | Path, out_type: str = "f16", progress: b
                                calibration, limit)
 
 
+def _architecture(path: Path) -> str:
+    from .gguf_source import open_gguf
+    field = open_gguf(path).get_field("general.architecture")
+    return str(field.contents()) if field is not None else ""
+
+
 def _convert_calibrated(src: Path, out: Path, kind: OutType, method: str, calib, windows, ctx, n_threads,
                         progress: bool, cal=None, limit: Budget | None = None) -> Path:
     """Calibrate on a float GGUF of ``src`` (``src`` itself, or an F16 conversion of a
@@ -130,6 +136,9 @@ def _convert_calibrated(src: Path, out: Path, kind: OutType, method: str, calib,
         float_src = src
         if src.is_dir():
             float_src = convert_hf(src, Path(tmp) / "float.gguf", OUT_TYPES["f16"], progress=progress)
+        if method.startswith("awq") and _architecture(float_src) == "bitnet":
+            raise ConvertError("AWQ folds its input scales into the norm or projection before each matrix; "
+                               "BitNet's sub-norms sit in between, so it would change the model: use gptq or rtn")
         if cal is None and text is not None:
             # Captured lazily, a pass of layers at a time, as the writer reaches them.
             cal = calibrate.capture(float_src, text, n_windows=windows or calibrate.DEFAULT_WINDOWS,

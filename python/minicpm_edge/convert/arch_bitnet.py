@@ -5,8 +5,9 @@ Differences from the baseline (llama.cpp conversion/bitnet.py, src/models/bitnet
 - every linear layer of the decoder is ternary, w = s * t with t in {-1, 0, +1} and
   s = mean |W| per matrix (BitNet b1.58 eq. 1-3); the converter writes the ternarized
   values (llama.cpp's weight_quant), which the ternary type t2 then stores exactly;
-- an RMSNorm of the attention output before o_proj (attn_sub_norm) and of the gated FFN
-  product before down_proj (ffn_sub_norm);
+- an RMSNorm of the attention output before o_proj (attn_sub_norm; 1bitLLM:
+  inner_attn_ln) and of the gated FFN product before down_proj (ffn_sub_norm; 1bitLLM:
+  ffn_layernorm);
 - the FFN gate is squared ReLU in transformers' BitNet (hidden_act "relu2"), SiLU in
   1bitLLM's models, which is what llama.cpp's bitnet graph runs: the activation is
   written as minicpm_edge.ffn_activation;
@@ -29,6 +30,10 @@ from .errors import CheckpointFormatError, ConfigError, UnsupportedArchitectureE
 from .ternary import absmean_ternary
 
 KEY_FFN_ACTIVATION = "minicpm_edge.ffn_activation"
+# The sub-norms' HF names: transformers' BitNet, and 1bitLLM's checkpoints (BitnetForCausalLM;
+# gguf-py's tensor_mapping lists both).
+SUB_NORMS = {"BitNetForCausalLM": ("self_attn.attn_sub_norm", "mlp.ffn_sub_norm"),
+             "BitnetForCausalLM": ("self_attn.inner_attn_ln", "mlp.ffn_layernorm")}
 ACTIVATIONS = {"relu2": "relu2", "silu": "silu", "swish": "silu"}
 LINEARS = ("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj",
            "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj")
@@ -49,7 +54,7 @@ def unpack_release(packed: np.ndarray) -> np.ndarray:
 class BitNetArch(DecoderArch):
     gguf_arch = "bitnet"
     hf_architectures = ("BitNetForCausalLM", "BitnetForCausalLM")
-    default_tied = True
+    default_tied = False   # transformers' BitNetConfig default; 2B4T's config says true
     permute_qk = False
 
     def __init__(self, config: dict[str, Any]):
@@ -59,6 +64,8 @@ class BitNetArch(DecoderArch):
             raise UnsupportedArchitectureError(f"BitNet with hidden_act {act!r} is not supported "
                                                f"({', '.join(ACTIVATIONS)})")
         self.ffn_activation = ACTIVATIONS[act]
+        names = config.get("architectures") or []
+        self.sub_norms = SUB_NORMS["BitnetForCausalLM" if "BitnetForCausalLM" in names else "BitNetForCausalLM"]
         qc = config.get("quantization_config") or {}
         if not isinstance(qc, dict):
             raise ConfigError("config.json quantization_config must be an object")
@@ -75,12 +82,12 @@ class BitNetArch(DecoderArch):
             specs.append(s)
             if s.gguf_name.endswith("attn_output.weight"):
                 prefix = s.hf_name[:-len("self_attn.o_proj.weight")]
-                specs.append(TensorSpec(prefix + "self_attn.attn_sub_norm.weight",
+                specs.append(TensorSpec(prefix + self.sub_norms[0] + ".weight",
                                         s.gguf_name.replace("attn_output.weight", "attn_sub_norm.weight"),
                                         (self.hp.n_embd,)))
             if s.gguf_name.endswith("ffn_down.weight"):
                 prefix = s.hf_name[:-len("mlp.down_proj.weight")]
-                specs.append(TensorSpec(prefix + "mlp.ffn_sub_norm.weight",
+                specs.append(TensorSpec(prefix + self.sub_norms[1] + ".weight",
                                         s.gguf_name.replace("ffn_down.weight", "ffn_sub_norm.weight"),
                                         (self.hp.n_ff,)))
         return specs

@@ -122,7 +122,11 @@ def _decode_group(parts: list, fmt) -> np.ndarray:
 
 def _group_formats(reader: GGUFReader) -> dict:
     """The source's matrices in the project's formats: name -> LowBitType / TernaryType."""
-    return {**lowbit.read_descriptors(reader), **ternary.read_descriptors(reader)}
+    groups, ternaries = lowbit.read_descriptors(reader), ternary.read_descriptors(reader)
+    both = sorted(set(groups) & set(ternaries))
+    if both:
+        raise CheckpointFormatError(f"{both[0]}: has both a low-bit and a ternary descriptor")
+    return {**groups, **ternaries}
 
 
 def _plan_lowbit(parts: list, fmt, out_type: OutType, head: str,

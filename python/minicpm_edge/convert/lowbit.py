@@ -123,7 +123,7 @@ def keep_ternary_groups(g: np.ndarray, d16: np.ndarray, m16: np.ndarray, codes: 
     ternary = (s > 0) & ((a == 0) | (a == s[..., None])).all(axis=-1)
     # Only where the range rule fails: -s, 0 and s all present (two of them fit its levels).
     ternary &= (g == 0).any(axis=-1) & (g > 0).any(axis=-1) & (g < 0).any(axis=-1)
-    ternary &= np.isfinite(s.astype(np.float16))
+    ternary &= s.astype(np.float16).astype(np.float32) == s     # s itself must be a binary16 value
     if ternary.any():
         s16 = s[ternary].astype(np.float16)
         d16[ternary] = s16

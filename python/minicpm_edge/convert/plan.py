@@ -48,10 +48,14 @@ def plan_entry(name: str, shape: Sequence[int], choice: GGMLQuantizationType | L
         return lowbit_group(name, shape, choice, lambda: lowbit.pack(*quantize(name, load(), choice), choice))
     if isinstance(choice, TernaryType):
         return lowbit_group(name, shape, choice, lambda: ternary.encode(load(), name))
+    if choice in (GGMLQuantizationType.TQ1_0, GGMLQuantizationType.TQ2_0):
+        # One scale per matrix, so that every block carries the same d (readers
+        # that take TQ files as per-tensor ternary, ours included, need that).
+        return PlannedTensor(name, tuple(shape), choice, lambda: encode(ternary.ternary_values(load(), name), choice))
     return PlannedTensor(name, tuple(shape), choice, lambda: encode(load(), choice))
 
 
-def lowbit_matrices(plan: Iterable[Planned], kind: type = LowBitType) -> list[tuple[str, LowBitType]]:
+def lowbit_matrices(plan: Iterable[Planned], kind: type = LowBitType) -> list[tuple[str, LowBitType | TernaryType]]:
     return [(e.name, e.fmt) for e in plan if isinstance(e, PlannedGroup) and isinstance(e.fmt, kind)]
 
 

@@ -104,6 +104,12 @@ def ternarize(w: np.ndarray, what: str = "tensor") -> tuple[np.ndarray, np.float
     return absmean_ternary(w)
 
 
+def ternary_values(w: np.ndarray, what: str = "tensor") -> np.ndarray:
+    """float32 s * t of ternarize(w), for encoders of other ternary layouts (TQ1_0 / TQ2_0)."""
+    t, s = ternarize(w, what)
+    return t.astype(np.float32) * s
+
+
 def pack(t: np.ndarray) -> np.ndarray:
     """t int8 [M, K] in {-1, 0, 1} -> codes uint8 [M, K/4] in the t2 layout."""
     rows, cols = t.shape

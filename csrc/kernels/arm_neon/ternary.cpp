@@ -26,6 +26,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "kernels/ternary_driver.h"
 #include "kernels/arm_neon/neon_kernels.h"
 #include "kernels/arm_neon/neon_util.h"
 #include "quant/quantize_act.h"
@@ -106,20 +107,19 @@ inline void dots_tile(int64_t c0, int64_t c1, const uint8_t* w, size_t row_bytes
     }
 }
 
-// Every row against nt <= T tokens (T a compile-time bound, nt the tile's).
-template <int T>
-void dots_rows(int nt, int64_t c0, int64_t c1, const uint8_t* w, size_t row_bytes, int n_rows, const int8_t* act,
-               size_t act_stride, int32_t* out, int64_t out_stride, bool add) {
-  if (nt == T) {
+// The level's tiles for kernels/ternary_driver.h.
+struct Level {
+  template <int R>
+  static void decode(int64_t nc, const uint8_t* w, size_t row_bytes, const int8_t* a, int32_t* out) {
+    dots_tile<R, 1>(0, nc, w, row_bytes, a, 0, out, 0, false);
+  }
+  template <int T>
+  static void rows(int64_t c0, int64_t c1, const uint8_t* w, size_t row_bytes, int n_rows, const int8_t* act,
+                   size_t act_stride, int32_t* out, int64_t out_stride, bool add) {
     for (int r = 0; r < n_rows; ++r)
       dots_tile<1, T>(c0, c1, w + r * row_bytes, row_bytes, act, act_stride, out + r, out_stride, add);
-  } else if constexpr (T > 1) {
-    dots_rows<T - 1>(nt, c0, c1, w, row_bytes, n_rows, act, act_stride, out, out_stride, add);
   }
-}
-
-constexpr int kTokTile = 4;
-constexpr int64_t kKBlock = 32;  // chunks: 4096 inputs
+};
 
 }  // namespace
 
@@ -146,30 +146,13 @@ TernaryActivation ternary_quantize(const float* x, int64_t K, int8_t* a) {
     vst1q_s8(a + k, neon_util::narrow_i32x16(q[0], q[1], q[2], q[3]));
   }
   res.sum = vaddvq_s32(sum);
-  for (int64_t k = K16; k < K; ++k) {
-    const int q = std::clamp(round_nearest_even(x[k] * res.inv), -128, 127);
-    a[k] = int8_t(q);
-    res.sum += q;
-  }
+  ternary_quantize_tail(x, K16, K, res.inv, a, &res.sum);
   return res;
 }
 
 void ternary_dots(int64_t K, const uint8_t* w, size_t row_bytes, int n_rows, const int8_t* act, size_t act_stride,
                   int n_tok, int32_t* out, int64_t out_stride) {
-  const int64_t nc = K / 128;
-  if (n_tok == 1) {
-    int r = 0;
-    for (; r + 4 <= n_rows; r += 4) dots_tile<4, 1>(0, nc, w + r * row_bytes, row_bytes, act, 0, out + r, 0, false);
-    for (; r < n_rows; ++r) dots_tile<1, 1>(0, nc, w + r * row_bytes, row_bytes, act, 0, out + r, 0, false);
-    return;
-  }
-  for (int t = 0; t < n_tok; t += kTokTile) {
-    const int nt = std::min(kTokTile, n_tok - t);
-    // The first block stores, so K = 0 still writes zeros.
-    for (int64_t c0 = 0; c0 == 0 || c0 < nc; c0 += kKBlock)
-      dots_rows<kTokTile>(nt, c0, std::min(nc, c0 + kKBlock), w, row_bytes, n_rows, act + t * act_stride, act_stride,
-                          out + t * out_stride, out_stride, c0 > 0);
-  }
+  ternary_dots_tiled<Level>(K, w, row_bytes, n_rows, act, act_stride, n_tok, out, out_stride);
 }
 
 }  // namespace mce::neon

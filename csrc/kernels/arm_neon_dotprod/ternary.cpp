@@ -23,6 +23,7 @@
 
 #include <algorithm>
 
+#include "kernels/ternary_driver.h"
 #include "kernels/arm_neon/neon_kernels.h"
 
 #if !defined(__ARM_FEATURE_DOTPROD)
@@ -92,42 +93,27 @@ inline void dots_tile(int64_t c0, int64_t c1, const uint8_t* w, size_t row_bytes
     }
 }
 
-// Every row against nt <= T tokens (T a compile-time bound, nt the tile's):
-// pairs of rows, then the odd one.
-template <int T>
-void dots_rows(int nt, int64_t c0, int64_t c1, const uint8_t* w, size_t row_bytes, int n_rows, const int8_t* act,
-               size_t act_stride, int32_t* out, int64_t out_stride, bool add) {
-  if (nt == T) {
+// The level's tiles for kernels/ternary_driver.h.
+struct Level {
+  template <int R>
+  static void decode(int64_t nc, const uint8_t* w, size_t row_bytes, const int8_t* a, int32_t* out) {
+    dots_decode<R>(nc, w, row_bytes, a, out);
+  }
+  template <int T>
+  static void rows(int64_t c0, int64_t c1, const uint8_t* w, size_t row_bytes, int n_rows, const int8_t* act,
+                   size_t act_stride, int32_t* out, int64_t out_stride, bool add) {
     int r = 0;
     for (; r + 2 <= n_rows; r += 2)
       dots_tile<2, T>(c0, c1, w + r * row_bytes, row_bytes, act, act_stride, out + r, out_stride, add);
     if (r < n_rows) dots_tile<1, T>(c0, c1, w + r * row_bytes, row_bytes, act, act_stride, out + r, out_stride, add);
-  } else if constexpr (T > 1) {
-    dots_rows<T - 1>(nt, c0, c1, w, row_bytes, n_rows, act, act_stride, out, out_stride, add);
   }
-}
-
-constexpr int kTokTile = 4;
-constexpr int64_t kKBlock = 32;  // chunks: 4096 inputs
+};
 
 }  // namespace
 
 void ternary_dots(int64_t K, const uint8_t* w, size_t row_bytes, int n_rows, const int8_t* act, size_t act_stride,
                   int n_tok, int32_t* out, int64_t out_stride) {
-  const int64_t nc = K / 128;
-  if (n_tok == 1) {
-    int r = 0;
-    for (; r + 4 <= n_rows; r += 4) dots_decode<4>(nc, w + r * row_bytes, row_bytes, act, out + r);
-    for (; r < n_rows; ++r) dots_decode<1>(nc, w + r * row_bytes, row_bytes, act, out + r);
-    return;
-  }
-  for (int t = 0; t < n_tok; t += kTokTile) {
-    const int nt = std::min(kTokTile, n_tok - t);
-    // The first block stores, so K = 0 still writes zeros.
-    for (int64_t c0 = 0; c0 == 0 || c0 < nc; c0 += kKBlock)
-      dots_rows<kTokTile>(nt, c0, std::min(nc, c0 + kKBlock), w, row_bytes, n_rows, act + t * act_stride, act_stride,
-                          out + t * out_stride, out_stride, c0 > 0);
-  }
+  ternary_dots_tiled<Level>(K, w, row_bytes, n_rows, act, act_stride, n_tok, out, out_stride);
 }
 
 }  // namespace mce::neon_dotprod

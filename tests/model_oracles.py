@@ -8,6 +8,17 @@ from pathlib import Path
 import numpy as np
 
 
+def ours_prefill_and_decode(gguf, ids: list[int], **kw) -> tuple[np.ndarray, np.ndarray]:
+    """Our logits for ``ids``: one prefill, then the same tokens decoded one at a time
+    (the two paths a reference is compared with); ``kw`` goes to Model."""
+    from minicpm_edge import Model
+    m = Model(str(gguf), n_ctx=128, n_threads=2, **kw)
+    prefill = m.logits(ids)
+    m.reset()
+    decode = np.stack([m.eval([t]) for t in ids])
+    return prefill, decode
+
+
 def max_abs_relative(ours: np.ndarray, ref: np.ndarray) -> float:
     """max |ours - ref| / max |ref| over all logits: the error relative to the
     scale of the logits, insensitive to individual near-zero entries."""

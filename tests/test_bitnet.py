@@ -18,7 +18,7 @@ from gguf import GGUFReader, quants
 
 from minicpm_edge import Model
 from minicpm_edge.convert import convert
-from model_oracles import max_abs_relative, transformers_bitnet_logits
+from model_oracles import max_abs_relative, ours_prefill_and_decode, transformers_bitnet_logits
 
 TOL = 1e-3
 N_TOKENS = 64
@@ -29,11 +29,7 @@ def _ids(n_vocab: int) -> list[int]:
 
 
 def _ours(gguf, ids, **kw):
-    m = Model(str(gguf), n_ctx=128, n_threads=2, kv_cache_type="f32", **kw)
-    prefill = m.logits(ids)
-    m.reset()
-    decode = np.stack([m.eval([t]) for t in ids])
-    return prefill, decode
+    return ours_prefill_and_decode(gguf, ids, kv_cache_type="f32", **kw)
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,8 @@ import pytest
 
 from minicpm_edge import Model
 from minicpm_edge.convert import convert
-from model_oracles import llama_cpp_logits, max_abs_relative, minicpm_as_llama_logits, transformers_llama_logits
+from model_oracles import (llama_cpp_logits, max_abs_relative, minicpm_as_llama_logits, ours_prefill_and_decode,
+                           transformers_llama_logits)
 
 TOL = {"f32": 1e-4, "f16": 2e-2}
 # The f32 cases run with an f32 KV cache: rounding keys and values to binary16
@@ -23,12 +24,7 @@ def _ids(n_vocab: int) -> list[int]:
     return np.random.default_rng(1234).integers(0, n_vocab, N_TOKENS).tolist()
 
 
-def _ours(gguf, ids, **kw):
-    m = Model(str(gguf), n_ctx=128, n_threads=2, **kw)
-    prefill = m.logits(ids)
-    m.reset()
-    decode = np.stack([m.eval([t]) for t in ids])
-    return prefill, decode
+_ours = ours_prefill_and_decode
 
 
 @pytest.fixture(scope="module")

@@ -132,6 +132,15 @@ def write_spm_tokenizer(out: Path, lines: list[str]) -> None:
 
 
 # ---- llama (transformers) -----------------------------------------------------------------
+def structure_norms(model) -> None:
+    """HF initialises norms to exactly 1; give them structure (from torch's seeded stream)."""
+    import torch
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if name.endswith("norm.weight"):
+                p.copy_(1.0 + 0.1 * torch.randn_like(p))
+
+
 def write_llama(out: Path, vocab_size: int, tied: bool, seed: int) -> None:
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
@@ -147,10 +156,7 @@ def write_llama(out: Path, vocab_size: int, tied: bool, seed: int) -> None:
         bos_token_id=1, eos_token_id=2, pad_token_id=2)
     torch.manual_seed(seed)
     model = LlamaForCausalLM(config)
-    with torch.no_grad():  # HF initialises norms to exactly 1; give them structure
-        for name, p in model.named_parameters():
-            if name.endswith("norm.weight"):
-                p.copy_(1.0 + 0.1 * torch.randn_like(p))
+    structure_norms(model)
     model.save_pretrained(str(out), safe_serialization=True)
 
 
@@ -280,10 +286,7 @@ def bitnet_model(vocab_size: int, tied: bool, seed: int):
         initializer_range=0.08, bos_token_id=1, eos_token_id=2, pad_token_id=2)
     torch.manual_seed(seed)
     model = BitNetForCausalLM(config)
-    with torch.no_grad():  # HF initialises norms to exactly 1; give them structure
-        for name, p in model.named_parameters():
-            if name.endswith("norm.weight"):
-                p.copy_(1.0 + 0.1 * torch.randn_like(p))
+    structure_norms(model)
     return model
 
 

@@ -250,13 +250,7 @@ py::array_t<float> ternary_matmul(const py::object& codes, float scale, int64_t 
   size_t n_codes = 0;
   std::vector<float> cbuf = copy_bytes(codes, &n_codes);
   if (n_codes != ternary_row_bytes(cols) * size_t(rows)) throw ArgumentError("codes size does not match rows x cols");
-  Weight w;
-  w.type = GgmlType::I8;
-  w.rows = rows;
-  w.cols = cols;
-  w.row_bytes = ternary_row_bytes(cols);
-  w.data = reinterpret_cast<const uint8_t*>(cbuf.data());
-  w.ternary = TernaryFormat{kTernaryT2, scale};
+  const Weight w = ternary_weight(reinterpret_cast<const uint8_t*>(cbuf.data()), rows, cols, scale);
   return run_matmul(w, x, n_tok, int8, n_threads, isa);
 }
 

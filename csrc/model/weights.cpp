@@ -28,6 +28,12 @@ const gguf::TensorInfo& require(const gguf::GgufFile& f, const std::string& name
   return *t;
 }
 
+void check_matrix_shape(const gguf::TensorInfo& t, int64_t rows, int64_t cols) {
+  if (t.n_dims != 2 || t.ne[0] != cols || t.ne[1] != rows)
+    throw FormatError("GGUF: tensor '" + t.name + "' has shape " + shape_str(t) + ", expected [" +
+                      std::to_string(cols) + ", " + std::to_string(rows) + "]");
+}
+
 // A low-bit matrix (docs/FORMAT.md "w{b}g{G}"): `t` holds the codes as I8,
 // described by minicpm_edge.lowbit.<name> = [b, G, has_min], with
 // <name>.scale (and <name>.min) as F16. Everything is checked against the
@@ -100,14 +106,7 @@ Weight as_ternary_matrix(const gguf::GgufFile& f, const gguf::TensorInfo& t, con
   std::memcpy(&scale, s.data, sizeof scale);
   if (!std::isfinite(scale) || scale < 0.0f)
     throw FormatError("GGUF: tensor '" + s.name + "' must be a finite, non-negative scale");
-  Weight w;
-  w.type = GgmlType::I8;
-  w.rows = rows;
-  w.cols = cols;
-  w.row_bytes = size_t(code_bytes);
-  w.data = t.data;
-  w.ternary = TernaryFormat{kTernaryT2, scale};
-  return w;
+  return ternary_weight(t.data, rows, cols, scale);
 }
 
 constexpr size_t kHugePage = size_t(2) << 20;
@@ -132,9 +131,7 @@ AlignedBuffer weight_buffer(size_t bytes) {
 // tensor; the kernels then see no difference from our own t2 matrices).
 Weight as_tq_matrix(const gguf::GgufFile& f, const gguf::TensorInfo& t, int64_t rows, int64_t cols,
                     std::vector<AlignedBuffer>& storage) {
-  if (t.n_dims != 2 || t.ne[0] != cols || t.ne[1] != rows)
-    throw FormatError("GGUF: tensor '" + t.name + "' has shape " + shape_str(t) + ", expected [" +
-                      std::to_string(cols) + ", " + std::to_string(rows) + "]");
+  check_matrix_shape(t, rows, cols);
   AlignedBuffer buf = weight_buffer(ternary_row_bytes(cols) * size_t(rows));
   float scale = 0.0f;
   if (!ternary_from_tq(t.type, t.data, rows, cols, buf.get(), &scale))
@@ -144,21 +141,13 @@ Weight as_tq_matrix(const gguf::GgufFile& f, const gguf::TensorInfo& t, int64_t 
   if (!std::isfinite(scale) || scale < 0.0f)
     throw FormatError("GGUF: tensor '" + t.name + "' has a negative or non-finite block scale");
   f.drop_pages(t.data, size_t(t.nbytes));  // the t2 copy is the one the kernels read
-  Weight w;
-  w.type = GgmlType::I8;
-  w.rows = rows;
-  w.cols = cols;
-  w.row_bytes = ternary_row_bytes(cols);
-  w.data = buf.get();
-  w.ternary = TernaryFormat{kTernaryT2, scale};
+  const Weight w = ternary_weight(buf.get(), rows, cols, scale);
   storage.push_back(std::move(buf));
   return w;
 }
 
 Weight as_matrix(const gguf::TensorInfo& t, int64_t rows, int64_t cols) {
-  if (t.n_dims != 2 || t.ne[0] != cols || t.ne[1] != rows)
-    throw FormatError("GGUF: tensor '" + t.name + "' has shape " + shape_str(t) + ", expected [" +
-                      std::to_string(cols) + ", " + std::to_string(rows) + "]");
+  check_matrix_shape(t, rows, cols);
   const uint32_t id = static_cast<uint32_t>(t.type);
   constexpr uint32_t n_ids = sizeof(KernelTable::weight) / sizeof(KernelTable::weight[0]);
   if (id >= n_ids || !kernels().weight[id].vec_dot)
@@ -188,6 +177,17 @@ std::vector<float> optional_vector(const gguf::GgufFile& f, const std::string& n
 }
 
 }  // namespace
+
+Weight ternary_weight(const uint8_t* codes, int64_t rows, int64_t cols, float scale) {
+  Weight w;
+  w.type = GgmlType::I8;
+  w.rows = rows;
+  w.cols = cols;
+  w.row_bytes = ternary_row_bytes(cols);
+  w.data = codes;
+  w.ternary = TernaryFormat{kTernaryT2, scale};
+  return w;
+}
 
 void embedding_row(const Weight& w, int64_t r, float* out) {
   if (w.ternary.kind > 0) {

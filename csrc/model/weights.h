@@ -76,6 +76,9 @@ struct ModelWeights {
   std::vector<AlignedBuffer> packed_storage;
 };
 
+// A t2 ternary matrix (kernels/ternary_layout.h) over `codes` (rows x K/4 bytes).
+Weight ternary_weight(const uint8_t* codes, int64_t rows, int64_t cols, float scale);
+
 // Row r of an embedding table (a ggml type, or low-bit codes) as f32.
 void embedding_row(const Weight& w, int64_t r, float* out);
 

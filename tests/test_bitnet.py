@@ -59,12 +59,13 @@ def _check(ours, ref, what):
     assert err_p < TOL and err_d < TOL, (what, err_p, err_d)
 
 
-def test_t2_matches_transformers_bitlinear(tiny_models, converted):
-    gguf = converted(tiny_models / "bitnet", "t2")
+@pytest.mark.parametrize("layout", ["t2", "tl3"])
+def test_ternary_matches_transformers_bitlinear(tiny_models, converted, layout):
+    gguf = converted(tiny_models / "bitnet", layout)
     ids, embed = _ids(Model(str(gguf)).n_vocab), _embedding(gguf)
-    _check(_ours(gguf, ids), transformers_bitnet_logits(tiny_models / "bitnet", ids, embed=embed), "t2 int8")
+    _check(_ours(gguf, ids), transformers_bitnet_logits(tiny_models / "bitnet", ids, embed=embed), f"{layout} int8")
     exact = transformers_bitnet_logits(tiny_models / "bitnet", ids, act_quant=False, embed=embed)
-    _check(_ours(gguf, ids, int8_activations=False), exact, "t2 exact")
+    _check(_ours(gguf, ids, int8_activations=False), exact, f"{layout} exact")
     # The activation quantization is part of the model: leaving it out moves logits
     # far beyond the tolerance, so the int8 comparison above is not vacuous.
     assert max_abs_relative(_ours(gguf, ids)[0], exact) > 10 * TOL

@@ -73,7 +73,9 @@ def test_ternarize_keeps_ternary_values_and_absmeans_others():
     assert np.array_equal(t_back, np.clip(np.rint(w * iscale), -1, 1))
     assert s == pytest.approx(1 / iscale, rel=1e-6)
     with pytest.raises(ConvertError):
-        ternary.ternarize(np.ones((2, 100), np.float32))     # rows not a multiple of 128
+        ternary.pack(np.ones((2, 100), np.int8))             # t2: rows not a multiple of 128
+    with pytest.raises(ConvertError):
+        ternary.ternarize(np.ones((0, 128), np.float32))
     with pytest.raises(ConvertError):
         ternary.ternarize(np.full((2, 128), np.nan, np.float32))
 
@@ -95,8 +97,9 @@ def test_t2_hostile_metadata(t2_file, tmp_path):
         return gb.Tensor(at, [1], int(gb.GGMLQuantizationType.F32), np.float32(v).tobytes())
     lowbit_key = "minicpm_edge.lowbit." + name
     cases = {   # label: (metadata patch, tensor patch, what the error says)
-        "layout": ({key: gb.enc_kv(key, gb.ARRAY, [3], gb.U32)}, {}, "ternary layout 3"),
-        "length": ({key: gb.enc_kv(key, gb.ARRAY, [2, 0], gb.U32)}, {}, "must be an array"),
+        "layout": ({key: gb.enc_kv(key, gb.ARRAY, [4], gb.U32)}, {}, "ternary layout 4"),
+        "length": ({key: gb.enc_kv(key, gb.ARRAY, [2, 0], gb.U32)}, {}, r"must be \[2\]"),
+        "tl3-short": ({key: gb.enc_kv(key, gb.ARRAY, [3], gb.U32)}, {}, r"must be \[3, rows, cols\]"),
         "not-array": ({key: gb.enc_kv(key, gb.U32, 2)}, {}, "must be an array"),
         "negative-scale": ({}, {scale.name: f32(-1.0)}, "finite, non-negative"),
         "nan-scale": ({}, {scale.name: f32(np.nan)}, "finite, non-negative"),

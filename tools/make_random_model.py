@@ -2,7 +2,7 @@
 """Write a llama- or bitnet-architecture GGUF with random weights at a realistic shape,
 for speed measurements (speed does not depend on the weight values).
 
-    python tools/make_random_model.py OUT.gguf [--type q4_0|q8_0|f16|w{b}g{G}[s]|t2|tq1_0|tq2_0]
+    python tools/make_random_model.py OUT.gguf [--type q4_0|q8_0|f16|w{b}g{G}[s]|t2|tl3|tq1_0|tq2_0]
         [--arch llama|bitnet] [--hidden 2048] [--ffn 8192] [--layers 16] [--heads 32] [--kv-heads 8]
         [--vocab 49152] [--output-tensor-type TYPE] [--tied] [--tokenizer-from MODEL.gguf] [--seed 0]
 
@@ -19,7 +19,7 @@ writes them), F16 tensors random halves of a bounded magnitude. The low-bit type
 w{b}g{G} / w{b}g{G}s (docs/FORMAT.md; e.g. w2g64) get random code bytes (every bit
 string is valid codes) with f16 group scales and, asymmetric, offsets that centre
 the levels on zero; their token embedding and output head are Q8_0, as the
-converter's policy has it. The ternary types (t2, and llama.cpp's TQ1_0 / TQ2_0
+converter's policy has it. The ternary types (t2, tl3, and llama.cpp's TQ1_0 / TQ2_0
 encoded by the gguf package) hold random values t * s, t uniform in {-1, 0, 1},
 drawn from the same random stream, so the three files of one seed have the same
 weights (TQ's binary16 block scale rounds s). --arch bitnet adds BitNet's sub-norms (llama.cpp's bitnet graph: SiLU
@@ -59,7 +59,7 @@ from minicpm_edge.convert.quantize import (OUT_TYPES, OutType, choose_type, pars
 from minicpm_edge.convert.writer import Planned, PlannedTensor, write_gguf  # noqa: E402
 
 Q = GGMLQuantizationType
-TYPES = ("q4_0", "q8_0", "f16", "t2", "tq1_0", "tq2_0")   # plus every low-bit type w{b}g{G}[s]
+TYPES = ("q4_0", "q8_0", "f16", "t2", "tl3", "tq1_0", "tq2_0")   # plus every low-bit type w{b}g{G}[s]
 SPECIALS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]   # ids 0, 1, 2 as in SmolLM2
 
 
@@ -128,11 +128,12 @@ def random_ternary(rng: np.random.Generator, rows: int, cols: int) -> tuple[np.n
 
 
 def ternary_tensor(rng: np.random.Generator, rows: int, cols: int, choice):
-    """The data of a random ternary matrix: t2's (codes, scale), or the blocks of
+    """The data of a random ternary matrix: t2's or tl3's (data, scale), or the blocks of
     llama.cpp's TQ1_0 / TQ2_0 (which round the scale to binary16)."""
     t, s = random_ternary(rng, rows, cols)
     if isinstance(choice, ternary.TernaryType):
-        return ternary.pack(t).view(np.int8), np.array([s], np.float32)
+        data = ternary.pack(t) if choice.layout == ternary.LAYOUT_T2 else ternary.pack_tl3(t)
+        return data.view(np.int8), np.array([s], np.float32)
     return quants.quantize(t.astype(np.float32) * s, choice)
 
 

@@ -238,19 +238,25 @@ py::array_t<float> lowbit_matmul(int bits, int group, const py::object& codes, c
   return run_matmul(owner.output, x, n_tok, int8, n_threads, isa);
 }
 
-// y = x W^T for a ternary matrix in the file layout (docs/FORMAT.md "t2"), through
-// the model's driver: int8 per-token activations (int8=True) or weights decoded to f32.
+// y = x W^T for a ternary matrix in the file layout (docs/FORMAT.md "Ternary":
+// t2 codes or tl3 blocks), through the model's driver: int8 per-token
+// activations (int8=True) or weights decoded to f32.
 py::array_t<float> ternary_matmul(const py::object& codes, float scale, int64_t rows, FloatArray x, bool int8,
-                                  int n_threads, const py::object& isa) {
+                                  int n_threads, const py::object& isa, const std::string& layout) {
   if (x.ndim() != 2) throw ArgumentError("x must be a 2-D float32 array [n_tokens, cols]");
   const int64_t n_tok = x.shape(0), cols = x.shape(1);
-  if (rows < 1 || cols < 1 || cols % kTernaryChunk != 0)
-    throw ArgumentError("rows >= 1 and cols a multiple of 128 required");
+  const bool lut = layout == "tl3";
+  if (!lut && layout != "t2") throw ArgumentError("layout must be 't2' or 'tl3', got '" + layout + "'");
+  if (rows < 1 || cols < 1 || (!lut && cols % kTernaryChunk != 0))
+    throw ArgumentError(lut ? "rows >= 1 and cols >= 1 required" : "rows >= 1 and cols a multiple of 128 required");
   if (n_threads < 1 || n_threads > 64) throw ArgumentError("n_threads must be between 1 and 64");
   size_t n_codes = 0;
   std::vector<float> cbuf = copy_bytes(codes, &n_codes);
-  if (n_codes != ternary_row_bytes(cols) * size_t(rows)) throw ArgumentError("codes size does not match rows x cols");
-  const Weight w = ternary_weight(reinterpret_cast<const uint8_t*>(cbuf.data()), rows, cols, scale);
+  const size_t want = lut ? tl3_block_bytes(cols) * size_t(tl3_blocks(rows)) : ternary_row_bytes(cols) * size_t(rows);
+  if (n_codes != want) throw ArgumentError("codes size does not match rows x cols");
+  const uint8_t* data = reinterpret_cast<const uint8_t*>(cbuf.data());
+  std::vector<AlignedBuffer> storage;
+  const Weight w = lut ? ternary_lut_weight(data, rows, cols, scale, storage) : ternary_weight(data, rows, cols, scale);
   return run_matmul(w, x, n_tok, int8, n_threads, isa);
 }
 
@@ -292,9 +298,9 @@ void register_kernels(py::module_& m) {
         "y[n_tok, rows] = x . W^T for a low-bit matrix in the file layout (docs/FORMAT.md): table "
         "lookup with int8 tables (int8=True) or weights decoded to f32 (int8=False). mins=None: symmetric.");
   m.def("ternary_matmul", &ternary_matmul, py::arg("codes"), py::arg("scale"), py::arg("rows"), py::arg("x"),
-        py::arg("int8") = true, py::arg("n_threads") = 1, py::arg("isa") = py::none(),
-        "y[n_tok, rows] = x . W^T for a ternary t2 matrix in the file layout (docs/FORMAT.md): int8 "
-        "per-token activations and integer dots (int8=True), or weights decoded to f32.");
+        py::arg("int8") = true, py::arg("n_threads") = 1, py::arg("isa") = py::none(), py::arg("layout") = "t2",
+        "y[n_tok, rows] = x . W^T for a ternary matrix (layout 't2' codes or 'tl3' blocks) in the file layout "
+        "(docs/FORMAT.md): int8 per-token activations and integer dots (int8=True), or weights decoded to f32.");
   m.def("set_lowbit_gemm", [](const std::string& path) {
     if (path == "auto") set_lowbit_gemm(LowBitGemm::Auto);
     else if (path == "lut") set_lowbit_gemm(LowBitGemm::Lut);

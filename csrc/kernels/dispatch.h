@@ -10,6 +10,7 @@
 #include "kernels/packed_layout.h"
 #include "kernels/ref/ref_kernels.h"
 #include "kernels/ternary_layout.h"
+#include "kernels/ternary_lut_layout.h"
 #include "quant/ggml_types.h"
 
 namespace mce {
@@ -104,6 +105,20 @@ using TernaryQuantizeFn = TernaryActivation (*)(const float* x, int64_t K, int8_
 using TernaryDotsFn = void (*)(int64_t K, const uint8_t* w, size_t row_bytes, int n_rows, const int8_t* act,
                                size_t act_stride, int n_tok, int32_t* out, int64_t out_stride);
 
+// Ternary "tl3" matrices (kernels/ternary_lut_layout.h), by table lookup.
+// TernaryLutBuildFn: one token's tables from its K int8 activations
+// (tl3_table_bytes(K) bytes; the arrangement is the level's own, read only by
+// the same level's TernaryLutDotsFn).
+using TernaryLutBuildFn = void (*)(const int8_t* a, int64_t K, uint8_t* tables);
+// TernaryLutDotsFn: n_blocks blocks of 32 rows (block b at w + b *
+// tl3_block_bytes(K)) against n_tok tokens' tables (token t at tables + t *
+// table_stride): out[t * out_stride + r] = sum_k t_{r,k} a_{t,k} for every row
+// r < 32 n_blocks, padded rows included. bias: tl3_row_bias of those rows (a
+// level may use it, the reference does not need it). Exact int32 on every level.
+using TernaryLutDotsFn = void (*)(int64_t K, const uint8_t* w, int64_t n_blocks, const int32_t* bias,
+                                  const uint8_t* tables, size_t table_stride, int n_tok, int32_t* out,
+                                  int64_t out_stride);
+
 struct WeightKernel {
   GgmlType act_type = GgmlType::F32;   // F32, Q8_0, Q8_1 or Q8_K
   VecDotFn vec_dot = nullptr;          // nullptr: type not supported for matmul
@@ -132,6 +147,8 @@ struct KernelTable {
   // Ternary; always set (scalar fallback).
   TernaryQuantizeFn ternary_quantize = nullptr;
   TernaryDotsFn ternary_dots = nullptr;
+  TernaryLutBuildFn ternary_lut_build = nullptr;
+  TernaryLutDotsFn ternary_lut_dots = nullptr;
 };
 
 // The kernels one ISA level provides. make_kernel_table() turns a set into a
@@ -157,6 +174,8 @@ struct KernelSet {
   LutGemvFn lut_gemv = nullptr;    // nullptr: scalar
   TernaryQuantizeFn ternary_quantize = nullptr;  // nullptr: scalar
   TernaryDotsFn ternary_dots = nullptr;          // nullptr: scalar
+  TernaryLutBuildFn ternary_lut_build = nullptr;  // nullptr: scalar
+  TernaryLutDotsFn ternary_lut_dots = nullptr;    // nullptr: scalar
 };
 
 constexpr KernelTable make_kernel_table(Isa isa, const KernelSet& k) {
@@ -199,6 +218,8 @@ constexpr KernelTable make_kernel_table(Isa isa, const KernelSet& k) {
   t.lut_gemv = k.lut_gemv ? k.lut_gemv : ref::lut_gemv;
   t.ternary_quantize = k.ternary_quantize ? k.ternary_quantize : ref::ternary_quantize;
   t.ternary_dots = k.ternary_dots ? k.ternary_dots : ref::ternary_dots;
+  t.ternary_lut_build = k.ternary_lut_build ? k.ternary_lut_build : ref::ternary_lut_build;
+  t.ternary_lut_dots = k.ternary_lut_dots ? k.ternary_lut_dots : ref::ternary_lut_dots;
   return t;
 }
 

@@ -19,6 +19,10 @@ constexpr int64_t kTokensPerTile = 64;
 // Budget for one token tile of int8 activations, so that it stays in L2 while
 // every packed group of a task sweeps over it.
 constexpr size_t kActTileBytes = 192 * 1024;
+// Budget for one token tile of tl3 lookup tables (512 bytes per 48 inputs and
+// token): a block of 32 rows stays in L1/L2 while the tile's tokens pass, so
+// prefill reads the matrix from DRAM once per tile.
+constexpr size_t kTableTileBytes = 1024 * 1024;
 // Tasks per thread for the packed path: enough to even out a noisy core.
 constexpr int64_t kTasksPerThread = 8;
 // Panel GEMM: columns per decoded slice (16 rows x 512 f32 = 32 KiB, an L1;
@@ -36,6 +40,11 @@ constexpr int64_t kInt8MinTokens[5] = {0, 0, 0, 320, 192};
 
 // Columns [k0, k1) of row r decoded to f32 (k0, k1 on block boundaries).
 void decode_row_slice(const KernelTable& kt, const Weight& w, int64_t r, int64_t k0, int64_t k1, float* out) {
+  if (w.ternary.kind == kTernaryTL3) {
+    tl3_decode_row(w.data + size_t(r / kTl3BlockRows) * tl3_block_bytes(w.cols), int(r % kTl3BlockRows), k0, k1,
+                   w.ternary.scale, out);
+    return;
+  }
   if (w.ternary.kind > 0) {
     // k0, k1 are multiples of the panel slice (512) or the row's ends, so
     // whole 128-input chunks.
@@ -349,30 +358,43 @@ void matmul_lut_int8(const MatmulTarget* targets, int n, const float* x, int64_t
   });
 }
 
-// Ternary weights (kernels/ternary_layout.h) against int8 activations
-// quantized per token as BitNet's BitLinear: one quantization for every
-// matrix of the call, then tasks of row runs x token tiles, each an exact
-// integer GEMM (the kernel reuses decoded codes across tokens) finished by
-// y = float(dot - sum_a) * (s / inv).
+// Ternary weights (kernels/ternary_layout.h, kernels/ternary_lut_layout.h)
+// against int8 activations quantized per token as BitNet's BitLinear: one
+// quantization for every matrix of the call (and, when a tl3 matrix is among
+// them, one set of lookup tables per token), then tasks of row runs x token
+// tiles, each an exact integer product finished by
+//   t2:  y = float(dot - sum_a) * (s / inv)   (dots of the codes t + 1),
+//   tl3: y = float(dot) * (s / inv).
 void matmul_ternary(const MatmulTarget* targets, int n, const float* x, int64_t n_tok, ThreadPool& pool,
                     std::vector<uint8_t>& act_buf) {
   const KernelTable& kt = kernels();
   const int64_t K = targets[0].w->cols;
+  bool any_lut = false;
+  for (int i = 0; i < n; ++i) any_lut = any_lut || targets[i].w->ternary.kind == kTernaryTL3;
   const size_t stride = (size_t(K) + 63) / 64 * 64;
+  const size_t table_stride = any_lut ? (tl3_table_bytes(K) + 63) / 64 * 64 : 0;
   const size_t states_offset = stride * size_t(n_tok);
-  const size_t need = states_offset + sizeof(TernaryActivation) * size_t(n_tok);
+  const size_t tables_offset = (states_offset + sizeof(TernaryActivation) * size_t(n_tok) + 63) / 64 * 64;
+  const size_t need = tables_offset + table_stride * size_t(n_tok) + 64;
   if (act_buf.size() < need) act_buf.resize(need);
-  int8_t* act = reinterpret_cast<int8_t*>(act_buf.data());
-  TernaryActivation* states = reinterpret_cast<TernaryActivation*>(act_buf.data() + states_offset);
-  pool.parallel_for(n_tok, [&](int64_t t, int) { states[t] = kt.ternary_quantize(x + t * K, K, act + size_t(t) * stride); });
+  // The kernels want 64-byte aligned tables only for speed; the buffer's start is malloc's.
+  uint8_t* base = act_buf.data();
+  int8_t* act = reinterpret_cast<int8_t*>(base);
+  TernaryActivation* states = reinterpret_cast<TernaryActivation*>(base + states_offset);
+  uint8_t* tables = base + tables_offset;
+  pool.parallel_for(n_tok, [&](int64_t t, int) {
+    states[t] = kt.ternary_quantize(x + t * K, K, act + size_t(t) * stride);
+    if (any_lut) kt.ternary_lut_build(act + size_t(t) * stride, K, tables + size_t(t) * table_stride);
+  });
 
-  const int64_t tile = std::min(n_tok, std::max<int64_t>(1, int64_t(kActTileBytes / stride)));
+  const int64_t tile = std::min(
+      n_tok, std::max<int64_t>(1, int64_t(any_lut ? kTableTileBytes / table_stride : kActTileBytes / stride)));
   const int64_t n_tiles = (n_tok + tile - 1) / tile;
   int64_t all_rows = 0;
   for (int i = 0; i < n; ++i) all_rows += targets[i].w->rows;
-  // Row runs: a multiple of 16 rows, about kTasksPerThread tasks per thread.
+  // Row runs: a multiple of 32 rows (a tl3 block), about kTasksPerThread tasks per thread.
   const int64_t want = std::max<int64_t>(1, pool.size() * kTasksPerThread / n_tiles);
-  const int64_t run = std::max<int64_t>(16, (all_rows / want + 15) / 16 * 16);
+  const int64_t run = std::max<int64_t>(32, (all_rows / want + 31) / 32 * 32);
   int64_t first[kMaxMatmulTargets + 1] = {0};
   for (int i = 0; i < n; ++i) first[i + 1] = first[i] + (targets[i].w->rows + run - 1) / run;
   pool.parallel_for(first[n] * n_tiles, [&](int64_t task, int) {
@@ -383,14 +405,25 @@ void matmul_ternary(const MatmulTarget* targets, int n, const float* x, int64_t 
     const Weight& w = *targets[i].w;
     const int64_t ys = targets[i].y_stride ? targets[i].y_stride : w.rows;
     const int64_t r0 = (run_index - first[i]) * run, nr = std::min(run, w.rows - r0);
-    dots.resize(size_t(nt * nr));
-    kt.ternary_dots(K, w.row(r0), w.row_bytes, int(nr), act + size_t(t0) * stride, stride, int(nt), dots.data(), nr);
+    const bool lut = w.ternary.kind == kTernaryTL3;
+    // tl3 computes whole blocks: the last run's padded rows land in the scratch too.
+    const int64_t dstride = lut ? (nr + kTl3BlockRows - 1) / kTl3BlockRows * kTl3BlockRows : nr;
+    dots.resize(size_t(nt * dstride));
+    if (lut) {
+      kt.ternary_lut_dots(K, w.data + size_t(r0 / kTl3BlockRows) * tl3_block_bytes(K), dstride / kTl3BlockRows,
+                          w.ternary_bias + r0, tables + size_t(t0) * table_stride, table_stride, int(nt), dots.data(),
+                          dstride);
+    } else {
+      kt.ternary_dots(K, w.row(r0), w.row_bytes, int(nr), act + size_t(t0) * stride, stride, int(nt), dots.data(),
+                      dstride);
+    }
     for (int64_t t = 0; t < nt; ++t) {
       const TernaryActivation& a = states[t0 + t];
       const float f = w.ternary.scale / a.inv;
+      const int32_t offset = lut ? 0 : a.sum;
       float* y = targets[i].y + (t0 + t) * ys + r0;
-      const int32_t* d = dots.data() + t * nr;
-      for (int64_t r = 0; r < nr; ++r) y[r] = float(d[r] - a.sum) * f;
+      const int32_t* d = dots.data() + t * dstride;
+      for (int64_t r = 0; r < nr; ++r) y[r] = float(d[r] - offset) * f;
     }
   });
 }

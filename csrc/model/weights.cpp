@@ -81,24 +81,35 @@ Weight as_lowbit_matrix(const gguf::GgufFile& f, const gguf::TensorInfo& t, cons
   return w;
 }
 
-// A ternary matrix (docs/FORMAT.md "t2"): `t` holds the codes as I8,
-// described by minicpm_edge.ternary.<name> = [2], with <name>.scale, one F32.
+// A ternary matrix (docs/FORMAT.md "Ternary"), described by
+// minicpm_edge.ternary.<name> = [layout], with <name>.scale, one F32. `t`
+// holds, as I8: t2, the codes ([K/4, rows]); tl3, the blocks of 32 rows
+// ([tl3_block_bytes(K), ceil(rows / 32)]).
 Weight as_ternary_matrix(const gguf::GgufFile& f, const gguf::TensorInfo& t, const gguf::Value& desc, int64_t rows,
-                         int64_t cols) {
+                         int64_t cols, std::vector<AlignedBuffer>& storage) {
   const std::string key = "minicpm_edge.ternary." + t.name;
-  if (!desc.is_array() || desc.array_size() != 1 || desc.arr_u.size() != 1)
-    throw FormatError("GGUF: '" + key + "' must be an array of 1 unsigned integer [layout]");
-  if (desc.arr_u[0] != uint64_t(kTernaryT2))
-    throw UnsupportedError("tensor '" + t.name + "': ternary layout " + std::to_string(desc.arr_u[0]) +
-                           " is not supported (2: t2)");
-  if (cols % kTernaryChunk != 0)
+  if (!desc.is_array() || desc.arr_u.empty() || desc.arr_u.size() != desc.array_size())
+    throw FormatError("GGUF: '" + key + "' must be an array of unsigned integers ([2] or [3, rows, cols])");
+  const uint64_t layout = desc.arr_u[0];
+  if (layout != uint64_t(kTernaryT2) && layout != uint64_t(kTernaryTL3))
+    throw UnsupportedError("tensor '" + t.name + "': ternary layout " + std::to_string(layout) +
+                           " is not supported (2: t2, 3: tl3)");
+  const size_t want_size = layout == uint64_t(kTernaryT2) ? 1 : 3;
+  if (desc.arr_u.size() != want_size)
+    throw FormatError("GGUF: '" + key + "' must be " + (want_size == 1 ? "[2]" : "[3, rows, cols]"));
+  if (want_size == 3 && (desc.arr_u[1] != uint64_t(rows) || desc.arr_u[2] != uint64_t(cols)))
+    throw FormatError("GGUF: '" + key + "' describes a " + std::to_string(desc.arr_u[1]) + " x " +
+                      std::to_string(desc.arr_u[2]) + " matrix; the model needs " + std::to_string(rows) + " x " +
+                      std::to_string(cols));
+  if (layout == uint64_t(kTernaryT2) && cols % kTernaryChunk != 0)
     throw FormatError("GGUF: ternary tensor '" + t.name + "' has " + std::to_string(cols) +
                       " inputs, not a multiple of " + std::to_string(kTernaryChunk));
-  const int64_t code_bytes = int64_t(ternary_row_bytes(cols));
-  if (t.type != GgmlType::I8 || t.n_dims != 2 || t.ne[0] != code_bytes || t.ne[1] != rows)
-    throw FormatError("GGUF: ternary tensor '" + t.name + "' must be I8 of shape [" + std::to_string(code_bytes) +
-                      ", " + std::to_string(rows) + "], found " + type_geometry(uint32_t(t.type)).name + " " +
-                      shape_str(t));
+  const bool lut = layout == uint64_t(kTernaryTL3);
+  const int64_t ne0 = lut ? int64_t(tl3_block_bytes(cols)) : int64_t(ternary_row_bytes(cols));
+  const int64_t ne1 = lut ? tl3_blocks(rows) : rows;
+  if (t.type != GgmlType::I8 || t.n_dims != 2 || t.ne[0] != ne0 || t.ne[1] != ne1)
+    throw FormatError("GGUF: ternary tensor '" + t.name + "' must be I8 of shape [" + std::to_string(ne0) + ", " +
+                      std::to_string(ne1) + "], found " + type_geometry(uint32_t(t.type)).name + " " + shape_str(t));
   const gguf::TensorInfo& s = require(f, t.name + ".scale");
   if (s.type != GgmlType::F32 || s.n_elements() != 1)
     throw FormatError("GGUF: tensor '" + s.name + "' must be one F32 value, found " + shape_str(s));
@@ -106,7 +117,7 @@ Weight as_ternary_matrix(const gguf::GgufFile& f, const gguf::TensorInfo& t, con
   std::memcpy(&scale, s.data, sizeof scale);
   if (!std::isfinite(scale) || scale < 0.0f)
     throw FormatError("GGUF: tensor '" + s.name + "' must be a finite, non-negative scale");
-  return ternary_weight(t.data, rows, cols, scale);
+  return lut ? ternary_lut_weight(t.data, rows, cols, scale, storage) : ternary_weight(t.data, rows, cols, scale);
 }
 
 constexpr size_t kHugePage = size_t(2) << 20;
@@ -178,6 +189,25 @@ std::vector<float> optional_vector(const gguf::GgufFile& f, const std::string& n
 
 }  // namespace
 
+Weight ternary_lut_weight(const uint8_t* blocks, int64_t rows, int64_t cols, float scale,
+                          std::vector<AlignedBuffer>& storage) {
+  const int64_t padded_rows = tl3_blocks(rows) * kTl3BlockRows;
+  AlignedBuffer bias(static_cast<uint8_t*>(std::aligned_alloc(64, (size_t(padded_rows) * sizeof(int32_t) + 63) / 64 * 64)));
+  if (!bias) throw Error("out of memory for a ternary matrix's row bias");
+  int32_t* b = reinterpret_cast<int32_t*>(bias.get());
+  tl3_row_bias(blocks, padded_rows, cols, b);
+  Weight w;
+  w.type = GgmlType::I8;
+  w.rows = rows;
+  w.cols = cols;
+  w.row_bytes = 0;
+  w.data = blocks;
+  w.ternary = TernaryFormat{kTernaryTL3, scale};
+  w.ternary_bias = b;
+  storage.push_back(std::move(bias));
+  return w;
+}
+
 Weight ternary_weight(const uint8_t* codes, int64_t rows, int64_t cols, float scale) {
   Weight w;
   w.type = GgmlType::I8;
@@ -190,6 +220,11 @@ Weight ternary_weight(const uint8_t* codes, int64_t rows, int64_t cols, float sc
 }
 
 void embedding_row(const Weight& w, int64_t r, float* out) {
+  if (w.ternary.kind == kTernaryTL3) {
+    tl3_decode_row(w.data + size_t(r / kTl3BlockRows) * tl3_block_bytes(w.cols), int(r % kTl3BlockRows), 0, w.cols,
+                   w.ternary.scale, out);
+    return;
+  }
   if (w.ternary.kind > 0) {
     ternary_decode_row(w.row(r), w.cols, w.ternary.scale, out);
     return;
@@ -214,7 +249,7 @@ ModelWeights bind_weights(const gguf::GgufFile& f, const ModelConfig& c) {
     if (lowbit && ternary)
       throw FormatError("GGUF: tensor '" + t.name + "' has both a low-bit and a ternary descriptor");
     if (lowbit) return as_lowbit_matrix(f, t, *lowbit, rows, cols);
-    if (ternary) return as_ternary_matrix(f, t, *ternary, rows, cols);
+    if (ternary) return as_ternary_matrix(f, t, *ternary, rows, cols, w.packed_storage);
     return as_matrix(t, rows, cols);
   };
   const int64_t E = c.n_embd, D = c.head_dim;

@@ -41,9 +41,13 @@ struct Weight {
   const uint16_t* lowbit_scale = nullptr;
   const uint16_t* lowbit_min = nullptr;
 
-  // Ternary (docs/FORMAT.md "t2"; ternary.kind > 0): `data` holds the codes
-  // in the kernels' layout (row_bytes = K/4), used in place, never packed.
+  // Ternary (docs/FORMAT.md "Ternary"; ternary.kind > 0): `data` holds the
+  // matrix in the kernels' layout, used in place, never packed. t2: codes,
+  // row_bytes = K/4. tl3 (kernels/ternary_lut_layout.h): blocks of 32 rows,
+  // row_bytes = 0, ternary_bias the rows' sign counts (tl3_row_bias, padded
+  // rows included).
   TernaryFormat ternary{};
+  const int32_t* ternary_bias = nullptr;
 
   const uint8_t* row(int64_t r) const { return data + static_cast<size_t>(r) * row_bytes; }
   const uint8_t* group(int64_t g) const { return packed + static_cast<size_t>(g) * packed_group_bytes; }
@@ -78,6 +82,10 @@ struct ModelWeights {
 
 // A t2 ternary matrix (kernels/ternary_layout.h) over `codes` (rows x K/4 bytes).
 Weight ternary_weight(const uint8_t* codes, int64_t rows, int64_t cols, float scale);
+// A tl3 ternary matrix (kernels/ternary_lut_layout.h) over `blocks`; its row
+// bias goes into a new buffer of `storage`.
+Weight ternary_lut_weight(const uint8_t* blocks, int64_t rows, int64_t cols, float scale,
+                          std::vector<AlignedBuffer>& storage);
 
 // Row r of an embedding table (a ggml type, or low-bit codes) as f32.
 void embedding_row(const Weight& w, int64_t r, float* out);

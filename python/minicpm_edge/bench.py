@@ -51,7 +51,7 @@ def _tensor_elements(shape: Iterable[int]) -> int:
 
 
 LOWBIT_KEY = "minicpm_edge.lowbit."   # docs/FORMAT.md: [bits, group, has_min] per low-bit matrix
-TERNARY_KEY = "minicpm_edge.ternary."  # docs/FORMAT.md: [2] per ternary t2 matrix (2-bit codes)
+TERNARY_KEY = "minicpm_edge.ternary."  # docs/FORMAT.md: [2] per t2 matrix, [3, rows, cols] per tl3 one
 
 
 def count_params(md: dict, tensors: Sequence[dict]) -> int:
@@ -61,10 +61,16 @@ def count_params(md: dict, tensors: Sequence[dict]) -> int:
     lowbit = {k[len(LOWBIT_KEY):]: int(v[0]) for k, v in md.items()
               if k.startswith(LOWBIT_KEY) and isinstance(v, list) and len(v) == 3 and v[0] in (1, 2, 3, 4)}
     lowbit.update({k[len(TERNARY_KEY):]: 2 for k, v in md.items() if k.startswith(TERNARY_KEY) and v == [2]})
+    tl3 = {k[len(TERNARY_KEY):]: int(v[1]) * int(v[2]) for k, v in md.items()
+           if k.startswith(TERNARY_KEY) and isinstance(v, list) and len(v) == 3 and v[0] == 3}
     n = 0
     for t in tensors:
         name = t["name"]
-        if name in lowbit:
+        if name in tl3:
+            n += tl3[name]
+        elif name.endswith(".scale") and name.rsplit(".", 1)[0] in tl3:
+            pass
+        elif name in lowbit:
             n += _tensor_elements(t["shape"]) * 8 // lowbit[name]
         elif not (name.endswith((".scale", ".min")) and name.rsplit(".", 1)[0] in lowbit):
             n += _tensor_elements(t["shape"])

@@ -121,12 +121,14 @@ TERNARY_KEY = "minicpm_edge.ternary."  # docs/FORMAT.md: one [layout] descriptor
 
 
 def descriptor_matrix(key: str, value) -> tuple[str, str] | None:
-    """(matrix name, type name: "w2g64", "w4g128s", "t2") of one project-format descriptor key."""
+    """(matrix name, type name: "w2g64", "w4g128s", "t2", "tl3") of one project-format descriptor key."""
     if key.startswith(LOWBIT_KEY) and isinstance(value, list) and len(value) == 3:
         bits, group, has_min = (int(x) for x in value)
         return key[len(LOWBIT_KEY):], f"w{bits}g{group}" + ("" if has_min else "s")
     if key.startswith(TERNARY_KEY) and value == [2]:
         return key[len(TERNARY_KEY):], "t2"
+    if key.startswith(TERNARY_KEY) and isinstance(value, list) and len(value) == 3 and value[0] == 3:
+        return key[len(TERNARY_KEY):], "tl3"
     return None
 
 

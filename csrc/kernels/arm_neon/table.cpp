@@ -18,7 +18,8 @@ constexpr KernelTable kNeonTable = make_kernel_table(
               // Packed GEMMs: the scalar reference (SDOT-based ones are in the dotprod level).
               {},
               neon::gemm_f32_panel, neon::gemv_f16_panel, neon::gemv_bf16_panel, neon::lut_build, neon::lut_gemv,
-              neon::ternary_quantize, neon::ternary_dots});
+              neon::ternary_quantize, neon::ternary_dots, neon::ternary_lut_build,
+              neon::ternary_lut_dots});
 
 }  // namespace
 

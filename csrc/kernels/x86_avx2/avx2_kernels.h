@@ -6,6 +6,7 @@
 
 #include "kernels/lut_layout.h"
 #include "kernels/ternary_layout.h"
+#include "kernels/ternary_lut_layout.h"
 
 namespace mce::avx2 {
 
@@ -60,5 +61,8 @@ void lut_gemv(const LowBitFormat& f, int64_t K, const uint8_t* tile, const int8_
 TernaryActivation ternary_quantize(const float* x, int64_t K, int8_t* a);
 void ternary_dots(int64_t K, const uint8_t* w, size_t row_bytes, int n_rows, const int8_t* act, size_t act_stride,
                   int n_tok, int32_t* out, int64_t out_stride);
+void ternary_lut_build(const int8_t* a, int64_t K, uint8_t* tables);
+void ternary_lut_dots(int64_t K, const uint8_t* w, int64_t n_blocks, const int32_t* bias, const uint8_t* tables,
+                      size_t table_stride, int n_tok, int32_t* out, int64_t out_stride);
 
 }  // namespace mce::avx2

@@ -47,7 +47,7 @@ def plan_entry(name: str, shape: Sequence[int], choice: GGMLQuantizationType | L
     if isinstance(choice, LowBitType):
         return lowbit_group(name, shape, choice, lambda: lowbit.pack(*quantize(name, load(), choice), choice))
     if isinstance(choice, TernaryType):
-        return lowbit_group(name, shape, choice, lambda: ternary.encode(load(), name))
+        return lowbit_group(name, shape, choice, lambda: choice.encode(load(), name))
     if choice in (GGMLQuantizationType.TQ1_0, GGMLQuantizationType.TQ2_0):
         # One scale per matrix, so that every block carries the same d (readers
         # that take TQ files as per-tensor ternary, ours included, need that).
@@ -68,4 +68,5 @@ def add_type_metadata(w: GGUFWriter, out_type: OutType, plan: Sequence[Planned])
         w.add_file_type(out_type.file_type)
     if matrices or ternaries or isinstance(out_type.lowbit, (LowBitType, TernaryType)):
         lowbit.add_metadata(w, out_type.name, matrices)
-        ternary.add_descriptors(w, ternaries)
+        ternary.add_descriptors(w, [(e.name, e.fmt, e.shape) for e in plan
+                                    if isinstance(e, PlannedGroup) and isinstance(e.fmt, TernaryType)])

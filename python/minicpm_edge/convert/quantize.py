@@ -29,7 +29,7 @@ from gguf import GGML_QUANT_SIZES, GGMLQuantizationType, LlamaFileType, quants
 from .errors import UnknownOutTypeError
 from .lowbit import FORMS as LOWBIT_FORMS
 from .lowbit import LowBitType, all_types, parse_lowbit
-from .ternary import T2, TernaryType
+from .ternary import TYPES as TERNARY_TYPES, TernaryType
 
 log = logging.getLogger(__name__)
 
@@ -62,12 +62,12 @@ GGML_OUT_TYPES = tuple(OUT_TYPES)
 # Heads, embeddings and matrices the low-bit format cannot hold are Q8_0 in a low-bit file.
 LOWBIT_OTHER = Q.Q8_0
 OUT_TYPES.update({t.name: OutType(t.name, LOWBIT_OTHER, None, t) for t in all_types()})
-OUT_TYPES[T2.name] = OutType(T2.name, LOWBIT_OTHER, None, T2)
+OUT_TYPES.update({t.name: OutType(t.name, LOWBIT_OTHER, None, t) for t in TERNARY_TYPES})
 # llama.cpp's ternary block types for the decoder-layer matrices (the other matrices
 # Q8_0): files llama.cpp runs, e.g. to compare with t2 on the same weights.
 OUT_TYPES["tq1_0"] = OutType("tq1_0", LOWBIT_OTHER, LlamaFileType.MOSTLY_TQ1_0, Q.TQ1_0)
 OUT_TYPES["tq2_0"] = OutType("tq2_0", LOWBIT_OTHER, LlamaFileType.MOSTLY_TQ2_0, Q.TQ2_0)
-TYPE_FORMS = f"{', '.join(GGML_OUT_TYPES)}, ternary t2 / tq1_0 / tq2_0, or low-bit {LOWBIT_FORMS}"
+TYPE_FORMS = f"{', '.join(GGML_OUT_TYPES)}, ternary t2 / tl3 / tq1_0 / tq2_0, or low-bit {LOWBIT_FORMS}"
 
 
 def parse_out_type(name: str) -> OutType:

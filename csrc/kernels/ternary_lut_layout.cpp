@@ -1,0 +1,31 @@
+#include "kernels/ternary_lut_layout.h"
+
+namespace mce {
+
+const int8_t kTl3Digits[16][3] = {{0, 0, 0},  {0, 0, 1},  {0, 1, -1},  {0, 1, 0},  {0, 1, 1},  {1, -1, -1},
+                                  {1, -1, 0}, {1, -1, 1}, {1, 0, -1},  {1, 0, 0},  {1, 0, 1},  {1, 1, -1},
+                                  {1, 1, 0},  {1, 1, 1},  {0, 0, 0},   {0, 0, 0}};
+
+void tl3_decode_row(const uint8_t* block, int r, int64_t k0, int64_t k1, float scale, float* out) {
+  for (int64_t k = k0; k < k1; ++k) {
+    int index, negative;
+    tl3_entry(block, r, k / 3, &index, &negative);
+    const int t = kTl3Digits[index][k % 3];
+    out[k - k0] = scale * float(negative ? -t : t);
+  }
+}
+
+void tl3_row_bias(const uint8_t* w, int64_t rows, int64_t K, int32_t* bias) {
+  const size_t block_bytes = tl3_block_bytes(K);
+  const int64_t octets = tl3_octets(K);
+  for (int64_t r = 0; r < rows; ++r) {
+    const uint8_t* block = w + size_t(r / kTl3BlockRows) * block_bytes;
+    const int j = int(r % 16), half = int(r % kTl3BlockRows) / 16;
+    int32_t n = 0;
+    for (int64_t o = 0; o < octets; ++o)
+      for (int l = 0; l < 2; ++l) n += __builtin_popcount(block[size_t(o) * kTl3OctetBytes + 32 * half + 16 * l + j]);
+    bias[r] = n;
+  }
+}
+
+}  // namespace mce

@@ -1,0 +1,110 @@
+// "tl3" ternary kernels (kernels/ternary_lut_layout.h; TernaryLutBuildFn /
+// TernaryLutDotsFn in kernels/dispatch.h) with AVX2.
+//
+// Tables as the reference's: per pair of groups, the low bytes of both groups'
+// entries (a 32-byte vector whose lanes are the two groups) and then the high
+// bytes. One step of the dots is one pair of groups for the block's 32 rows:
+//   - 32 index bytes: low nibbles are rows 0..15 (lane l: group 2p + l), high
+//     nibbles rows 16..31;
+//   - pshufb of the low and of the high table bytes by each nibble vector
+//     gives the 64 entries' bytes;
+//   - the sign: bit p of the octet's sign bytes, moved to bit 7 (shift) and
+//     spread over the byte (cmpgt 0 > x), XORed into both bytes: -x - 1 for a
+//     negative group, the -1 corrected by the rows' bias at the end;
+//   - unpack lo/hi interleaves the bytes back into int16 entries, added to
+//     four int16 accumulators (rows 0-7, 8-15, 16-23, 24-31; the two lanes
+//     are the two groups of the pair).
+// An entry is within +-385 (-x - 1 of -384..384), so 64 steps (eight octets)
+// stay within int16 before the accumulators are widened to int32, even and
+// odd rows apart. About 23 vector operations per 192 weights, and the block is
+// one stream (software prefetch 2 KiB ahead, first token only).
+#include <algorithm>
+
+#include "kernels/x86_avx2/avx2_kernels.h"
+#include "kernels/x86_avx2/ternary_lut_build.h"
+
+namespace mce::avx2 {
+namespace {
+
+struct PairPlacement {
+  static size_t lo(int64_t p) { return size_t(p) * 64; }
+  static size_t hi(int64_t p) { return size_t(p) * 64 + 32; }
+};
+
+inline __m256i load32(const uint8_t* p) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); }
+
+// One block (32 rows) against one token's tables: out[0..31] (bias added).
+void block_dots(int64_t octets, const uint8_t* block, const int32_t* bias, const uint8_t* tables, int32_t* out,
+                bool prefetch) {
+  const __m256i nibble = _mm256_set1_epi8(0x0F), zero = _mm256_setzero_si256();
+  __m256i acc32[8];
+  for (__m256i& a : acc32) a = zero;
+  for (int64_t o0 = 0; o0 < octets; o0 += 8) {
+    const int64_t o1 = std::min(octets, o0 + 8);
+    __m256i acc[4] = {zero, zero, zero, zero};
+    for (int64_t o = o0; o < o1; ++o) {
+      const uint8_t* oct = block + size_t(o) * kTl3OctetBytes;
+      if (prefetch)
+        for (int j = 0; j < int(kTl3OctetBytes); j += 64)
+          _mm_prefetch(reinterpret_cast<const char*>(oct) + 2048 + j, _MM_HINT_T0);
+      const __m256i sa = load32(oct), sb = load32(oct + 32);
+      const uint8_t* tab = tables + size_t(o) * kTl3OctetTableBytes;
+      auto step = [&](auto pc) {
+        constexpr int p = decltype(pc)::value;
+        const __m256i idx = load32(oct + 64 + 32 * p);
+        const __m256i ia = _mm256_and_si256(idx, nibble), ib = _mm256_and_si256(_mm256_srli_epi16(idx, 4), nibble);
+        const __m256i tlo = load32(tab + 64 * p), thi = load32(tab + 64 * p + 32);
+        const __m256i ma = _mm256_cmpgt_epi8(zero, _mm256_slli_epi16(sa, 7 - p));
+        const __m256i mb = _mm256_cmpgt_epi8(zero, _mm256_slli_epi16(sb, 7 - p));
+        const __m256i la = _mm256_xor_si256(_mm256_shuffle_epi8(tlo, ia), ma);
+        const __m256i ha = _mm256_xor_si256(_mm256_shuffle_epi8(thi, ia), ma);
+        const __m256i lb = _mm256_xor_si256(_mm256_shuffle_epi8(tlo, ib), mb);
+        const __m256i hb = _mm256_xor_si256(_mm256_shuffle_epi8(thi, ib), mb);
+        acc[0] = _mm256_add_epi16(acc[0], _mm256_unpacklo_epi8(la, ha));
+        acc[1] = _mm256_add_epi16(acc[1], _mm256_unpackhi_epi8(la, ha));
+        acc[2] = _mm256_add_epi16(acc[2], _mm256_unpacklo_epi8(lb, hb));
+        acc[3] = _mm256_add_epi16(acc[3], _mm256_unpackhi_epi8(lb, hb));
+      };
+      step(std::integral_constant<int, 0>{});
+      step(std::integral_constant<int, 1>{});
+      step(std::integral_constant<int, 2>{});
+      step(std::integral_constant<int, 3>{});
+      step(std::integral_constant<int, 4>{});
+      step(std::integral_constant<int, 5>{});
+      step(std::integral_constant<int, 6>{});
+      step(std::integral_constant<int, 7>{});
+    }
+    for (int q = 0; q < 4; ++q) {
+      acc32[2 * q] = _mm256_add_epi32(acc32[2 * q], _mm256_srai_epi32(_mm256_slli_epi32(acc[q], 16), 16));
+      acc32[2 * q + 1] = _mm256_add_epi32(acc32[2 * q + 1], _mm256_srai_epi32(acc[q], 16));
+    }
+  }
+  // acc32[2q] holds rows 8q + 0, 2, 4, 6 (one lane per group parity), acc32[2q + 1] the odd rows.
+  for (int q = 0; q < 4; ++q) {
+    const __m128i even = _mm_add_epi32(_mm256_castsi256_si128(acc32[2 * q]), _mm256_extracti128_si256(acc32[2 * q], 1));
+    const __m128i odd =
+        _mm_add_epi32(_mm256_castsi256_si128(acc32[2 * q + 1]), _mm256_extracti128_si256(acc32[2 * q + 1], 1));
+    const __m128i* b = reinterpret_cast<const __m128i*>(bias + 8 * q);
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(out + 8 * q), _mm_add_epi32(_mm_unpacklo_epi32(even, odd), _mm_loadu_si128(b)));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(out + 8 * q + 4),
+                     _mm_add_epi32(_mm_unpackhi_epi32(even, odd), _mm_loadu_si128(b + 1)));
+  }
+}
+
+}  // namespace
+
+void ternary_lut_build(const int8_t* a, int64_t K, uint8_t* tables) { x86::tl3_build<PairPlacement>(a, K, tables); }
+
+void ternary_lut_dots(int64_t K, const uint8_t* w, int64_t n_blocks, const int32_t* bias, const uint8_t* tables,
+                      size_t table_stride, int n_tok, int32_t* out, int64_t out_stride) {
+  const int64_t octets = tl3_octets(K);
+  const size_t block_bytes = tl3_block_bytes(K);
+  // Blocks outside, tokens inside: a block (K * 20 / 3 bytes) stays in L1/L2
+  // while the tokens pass.
+  for (int64_t b = 0; b < n_blocks; ++b)
+    for (int t = 0; t < n_tok; ++t)
+      block_dots(octets, w + size_t(b) * block_bytes, bias + b * kTl3BlockRows, tables + size_t(t) * table_stride,
+                 out + int64_t(t) * out_stride + b * kTl3BlockRows, t == 0);
+}
+
+}  // namespace mce::avx2

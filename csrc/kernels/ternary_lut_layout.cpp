@@ -15,6 +15,16 @@ void tl3_decode_row(const uint8_t* block, int r, int64_t k0, int64_t k1, float s
   }
 }
 
+namespace {
+// Set bits of a byte (the common sources are built without POPCNT, and the
+// builtin's library fallback is slow enough to show at load time).
+int bit_count(uint8_t b) {
+  b = uint8_t(b - ((b >> 1) & 0x55));
+  b = uint8_t((b & 0x33) + ((b >> 2) & 0x33));
+  return (b + (b >> 4)) & 0x0F;
+}
+}  // namespace
+
 void tl3_row_bias(const uint8_t* w, int64_t rows, int64_t K, int32_t* bias) {
   const size_t block_bytes = tl3_block_bytes(K);
   const int64_t octets = tl3_octets(K);
@@ -23,7 +33,7 @@ void tl3_row_bias(const uint8_t* w, int64_t rows, int64_t K, int32_t* bias) {
     const int j = int(r % 16), half = int(r % kTl3BlockRows) / 16;
     int32_t n = 0;
     for (int64_t o = 0; o < octets; ++o)
-      for (int l = 0; l < 2; ++l) n += __builtin_popcount(block[size_t(o) * kTl3OctetBytes + 32 * half + 16 * l + j]);
+      for (int l = 0; l < 2; ++l) n += bit_count(block[size_t(o) * kTl3OctetBytes + 32 * half + 16 * l + j]);
     bias[r] = n;
   }
 }

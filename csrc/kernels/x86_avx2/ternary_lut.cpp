@@ -17,7 +17,8 @@
 // An entry is within +-385 (-x - 1 of -384..384), so 64 steps (eight octets)
 // stay within int16 before the accumulators are widened to int32, even and
 // odd rows apart. About 23 vector operations per 192 weights, and the block is
-// one stream (software prefetch 2 KiB ahead, first token only).
+// one stream (software prefetch 2 KiB ahead, first token only). Prefill takes
+// two tokens per pass, which share the indices and sign masks (7 of the 23).
 #include <algorithm>
 
 #include "kernels/x86_avx2/avx2_kernels.h"
@@ -33,15 +34,21 @@ struct PairPlacement {
 
 inline __m256i load32(const uint8_t* p) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); }
 
-// One block (32 rows) against one token's tables: out[0..31] (bias added).
-void block_dots(int64_t octets, const uint8_t* block, const int32_t* bias, const uint8_t* tables, int32_t* out,
-                bool prefetch) {
+// One block (32 rows) against T tokens' tables: out[t * out_stride + 0..31]
+// (bias added). A step's indices and sign masks are taken once for the T
+// tokens (prefill: T = 2, eight int16 accumulators of the 16 registers).
+template <int T>
+void block_dots(int64_t octets, const uint8_t* block, const int32_t* bias, const uint8_t* tables,
+                size_t table_stride, int32_t* out, int64_t out_stride, bool prefetch) {
   const __m256i nibble = _mm256_set1_epi8(0x0F), zero = _mm256_setzero_si256();
-  __m256i acc32[8];
-  for (__m256i& a : acc32) a = zero;
+  __m256i acc32[T][8];
+  for (int t = 0; t < T; ++t)
+    for (__m256i& a : acc32[t]) a = zero;
   for (int64_t o0 = 0; o0 < octets; o0 += 8) {
     const int64_t o1 = std::min(octets, o0 + 8);
-    __m256i acc[4] = {zero, zero, zero, zero};
+    __m256i acc[T][4];
+    for (int t = 0; t < T; ++t)
+      for (__m256i& a : acc[t]) a = zero;
     for (int64_t o = o0; o < o1; ++o) {
       const uint8_t* oct = block + size_t(o) * kTl3OctetBytes;
       if (prefetch)
@@ -53,17 +60,20 @@ void block_dots(int64_t octets, const uint8_t* block, const int32_t* bias, const
         constexpr int p = decltype(pc)::value;
         const __m256i idx = load32(oct + 64 + 32 * p);
         const __m256i ia = _mm256_and_si256(idx, nibble), ib = _mm256_and_si256(_mm256_srli_epi16(idx, 4), nibble);
-        const __m256i tlo = load32(tab + 64 * p), thi = load32(tab + 64 * p + 32);
         const __m256i ma = _mm256_cmpgt_epi8(zero, _mm256_slli_epi16(sa, 7 - p));
         const __m256i mb = _mm256_cmpgt_epi8(zero, _mm256_slli_epi16(sb, 7 - p));
-        const __m256i la = _mm256_xor_si256(_mm256_shuffle_epi8(tlo, ia), ma);
-        const __m256i ha = _mm256_xor_si256(_mm256_shuffle_epi8(thi, ia), ma);
-        const __m256i lb = _mm256_xor_si256(_mm256_shuffle_epi8(tlo, ib), mb);
-        const __m256i hb = _mm256_xor_si256(_mm256_shuffle_epi8(thi, ib), mb);
-        acc[0] = _mm256_add_epi16(acc[0], _mm256_unpacklo_epi8(la, ha));
-        acc[1] = _mm256_add_epi16(acc[1], _mm256_unpackhi_epi8(la, ha));
-        acc[2] = _mm256_add_epi16(acc[2], _mm256_unpacklo_epi8(lb, hb));
-        acc[3] = _mm256_add_epi16(acc[3], _mm256_unpackhi_epi8(lb, hb));
+        for (int t = 0; t < T; ++t) {
+          const uint8_t* tt = tab + t * table_stride + 64 * p;
+          const __m256i tlo = load32(tt), thi = load32(tt + 32);
+          const __m256i la = _mm256_xor_si256(_mm256_shuffle_epi8(tlo, ia), ma);
+          const __m256i ha = _mm256_xor_si256(_mm256_shuffle_epi8(thi, ia), ma);
+          const __m256i lb = _mm256_xor_si256(_mm256_shuffle_epi8(tlo, ib), mb);
+          const __m256i hb = _mm256_xor_si256(_mm256_shuffle_epi8(thi, ib), mb);
+          acc[t][0] = _mm256_add_epi16(acc[t][0], _mm256_unpacklo_epi8(la, ha));
+          acc[t][1] = _mm256_add_epi16(acc[t][1], _mm256_unpackhi_epi8(la, ha));
+          acc[t][2] = _mm256_add_epi16(acc[t][2], _mm256_unpacklo_epi8(lb, hb));
+          acc[t][3] = _mm256_add_epi16(acc[t][3], _mm256_unpackhi_epi8(lb, hb));
+        }
       };
       step(std::integral_constant<int, 0>{});
       step(std::integral_constant<int, 1>{});
@@ -74,21 +84,24 @@ void block_dots(int64_t octets, const uint8_t* block, const int32_t* bias, const
       step(std::integral_constant<int, 6>{});
       step(std::integral_constant<int, 7>{});
     }
+    for (int t = 0; t < T; ++t)
+      for (int q = 0; q < 4; ++q) {
+        acc32[t][2 * q] = _mm256_add_epi32(acc32[t][2 * q], _mm256_srai_epi32(_mm256_slli_epi32(acc[t][q], 16), 16));
+        acc32[t][2 * q + 1] = _mm256_add_epi32(acc32[t][2 * q + 1], _mm256_srai_epi32(acc[t][q], 16));
+      }
+  }
+  // acc32[t][2q] holds rows 8q + 0, 2, 4, 6 (one lane per group parity), acc32[t][2q + 1] the odd rows.
+  for (int t = 0; t < T; ++t)
     for (int q = 0; q < 4; ++q) {
-      acc32[2 * q] = _mm256_add_epi32(acc32[2 * q], _mm256_srai_epi32(_mm256_slli_epi32(acc[q], 16), 16));
-      acc32[2 * q + 1] = _mm256_add_epi32(acc32[2 * q + 1], _mm256_srai_epi32(acc[q], 16));
+      const __m256i e = acc32[t][2 * q], d = acc32[t][2 * q + 1];
+      const __m128i even = _mm_add_epi32(_mm256_castsi256_si128(e), _mm256_extracti128_si256(e, 1));
+      const __m128i odd = _mm_add_epi32(_mm256_castsi256_si128(d), _mm256_extracti128_si256(d, 1));
+      const __m128i* b = reinterpret_cast<const __m128i*>(bias + 8 * q);
+      int32_t* o = out + t * out_stride + 8 * q;
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(o), _mm_add_epi32(_mm_unpacklo_epi32(even, odd), _mm_loadu_si128(b)));
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(o + 4),
+                       _mm_add_epi32(_mm_unpackhi_epi32(even, odd), _mm_loadu_si128(b + 1)));
     }
-  }
-  // acc32[2q] holds rows 8q + 0, 2, 4, 6 (one lane per group parity), acc32[2q + 1] the odd rows.
-  for (int q = 0; q < 4; ++q) {
-    const __m128i even = _mm_add_epi32(_mm256_castsi256_si128(acc32[2 * q]), _mm256_extracti128_si256(acc32[2 * q], 1));
-    const __m128i odd =
-        _mm_add_epi32(_mm256_castsi256_si128(acc32[2 * q + 1]), _mm256_extracti128_si256(acc32[2 * q + 1], 1));
-    const __m128i* b = reinterpret_cast<const __m128i*>(bias + 8 * q);
-    _mm_storeu_si128(reinterpret_cast<__m128i*>(out + 8 * q), _mm_add_epi32(_mm_unpacklo_epi32(even, odd), _mm_loadu_si128(b)));
-    _mm_storeu_si128(reinterpret_cast<__m128i*>(out + 8 * q + 4),
-                     _mm_add_epi32(_mm_unpackhi_epi32(even, odd), _mm_loadu_si128(b + 1)));
-  }
 }
 
 }  // namespace
@@ -99,12 +112,19 @@ void ternary_lut_dots(int64_t K, const uint8_t* w, int64_t n_blocks, const int32
                       size_t table_stride, int n_tok, int32_t* out, int64_t out_stride) {
   const int64_t octets = tl3_octets(K);
   const size_t block_bytes = tl3_block_bytes(K);
-  // Blocks outside, tokens inside: a block (K * 20 / 3 bytes) stays in L1/L2
-  // while the tokens pass.
-  for (int64_t b = 0; b < n_blocks; ++b)
-    for (int t = 0; t < n_tok; ++t)
-      block_dots(octets, w + size_t(b) * block_bytes, bias + b * kTl3BlockRows, tables + size_t(t) * table_stride,
-                 out + int64_t(t) * out_stride + b * kTl3BlockRows, t == 0);
+  // Blocks outside, tokens inside (two at a time): a block (K * 20 / 3
+  // bytes) stays in L1/L2 while the tokens pass.
+  for (int64_t b = 0; b < n_blocks; ++b) {
+    const uint8_t* block = w + size_t(b) * block_bytes;
+    const int32_t* bb = bias + b * kTl3BlockRows;
+    int t = 0;
+    for (; t + 2 <= n_tok; t += 2)
+      block_dots<2>(octets, block, bb, tables + size_t(t) * table_stride, table_stride,
+                    out + int64_t(t) * out_stride + b * kTl3BlockRows, out_stride, t == 0);
+    for (; t < n_tok; ++t)
+      block_dots<1>(octets, block, bb, tables + size_t(t) * table_stride, table_stride,
+                    out + int64_t(t) * out_stride + b * kTl3BlockRows, out_stride, t == 0);
+  }
 }
 
 }  // namespace mce::avx2

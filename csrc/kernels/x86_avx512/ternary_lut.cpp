@@ -10,7 +10,9 @@
 // bit 2s in the low half and bit 2s + 1 in the high half; a masked subtract
 // from -1 turns a byte x into x XOR -1, as the AVX2 level does with a byte
 // mask (the -1s are the rows' bias, added at the end). int16 accumulators are
-// widened after eight octets (32 additions per lane).
+// widened after eight octets (32 additions per lane). Prefill takes four
+// tokens per pass over a block (16 int16 accumulators of the 32 registers),
+// sharing each step's index and sign work between them.
 #include <algorithm>
 
 #include "kernels/x86_avx2/ternary_lut_build.h"
@@ -31,18 +33,25 @@ inline __m128i sum_lanes(__m512i v) {
                        _mm_add_epi32(_mm512_extracti32x4_epi32(v, 2), _mm512_extracti32x4_epi32(v, 3)));
 }
 
-void block_dots(int64_t octets, const uint8_t* block, const int32_t* bias, const uint8_t* tables, int32_t* out,
-                bool prefetch) {
+// One block (32 rows) against T tokens' tables: out[t * out_stride + 0..31]
+// (bias added). The indices and sign masks of a step are taken once and
+// looked up in every token's tables (prefill), so T > 1 saves their work.
+template <int T>
+void block_dots(int64_t octets, const uint8_t* block, const int32_t* bias, const uint8_t* tables,
+                size_t table_stride, int32_t* out, int64_t out_stride, bool prefetch) {
   const __m512i nibble = _mm512_set1_epi8(0x0F), all_ones = _mm512_set1_epi8(-1), zero = _mm512_setzero_si512();
   __m512i bits[4];
   for (int s = 0; s < 4; ++s)
     bits[s] = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_set1_epi8(int8_t(1 << (2 * s)))),
                                  _mm256_set1_epi8(int8_t(1 << (2 * s + 1))), 1);
-  __m512i acc32[8];
-  for (__m512i& a : acc32) a = zero;
+  __m512i acc32[T][8];
+  for (int t = 0; t < T; ++t)
+    for (__m512i& a : acc32[t]) a = zero;
   for (int64_t o0 = 0; o0 < octets; o0 += 8) {
     const int64_t o1 = std::min(octets, o0 + 8);
-    __m512i acc[4] = {zero, zero, zero, zero};
+    __m512i acc[T][4];
+    for (int t = 0; t < T; ++t)
+      for (__m512i& a : acc[t]) a = zero;
     for (int64_t o = o0; o < o1; ++o) {
       const uint8_t* oct = block + size_t(o) * kTl3OctetBytes;
       if (prefetch)
@@ -54,33 +63,39 @@ void block_dots(int64_t octets, const uint8_t* block, const int32_t* bias, const
       for (int s = 0; s < 4; ++s) {
         const __m512i idx = load64(oct + 64 + 64 * s);
         const __m512i ia = _mm512_and_si512(idx, nibble), ib = _mm512_and_si512(_mm512_srli_epi16(idx, 4), nibble);
-        const __m512i tlo = load64(tab + 128 * s), thi = load64(tab + 128 * s + 64);
         const __mmask64 ma = _mm512_test_epi8_mask(sa, bits[s]), mb = _mm512_test_epi8_mask(sb, bits[s]);
-        __m512i la = _mm512_shuffle_epi8(tlo, ia), ha = _mm512_shuffle_epi8(thi, ia);
-        __m512i lb = _mm512_shuffle_epi8(tlo, ib), hb = _mm512_shuffle_epi8(thi, ib);
-        la = _mm512_mask_sub_epi8(la, ma, all_ones, la);
-        ha = _mm512_mask_sub_epi8(ha, ma, all_ones, ha);
-        lb = _mm512_mask_sub_epi8(lb, mb, all_ones, lb);
-        hb = _mm512_mask_sub_epi8(hb, mb, all_ones, hb);
-        acc[0] = _mm512_add_epi16(acc[0], _mm512_unpacklo_epi8(la, ha));
-        acc[1] = _mm512_add_epi16(acc[1], _mm512_unpackhi_epi8(la, ha));
-        acc[2] = _mm512_add_epi16(acc[2], _mm512_unpacklo_epi8(lb, hb));
-        acc[3] = _mm512_add_epi16(acc[3], _mm512_unpackhi_epi8(lb, hb));
+        for (int t = 0; t < T; ++t) {
+          const uint8_t* tt = tab + t * table_stride + 128 * s;
+          const __m512i tlo = load64(tt), thi = load64(tt + 64);
+          __m512i la = _mm512_shuffle_epi8(tlo, ia), ha = _mm512_shuffle_epi8(thi, ia);
+          __m512i lb = _mm512_shuffle_epi8(tlo, ib), hb = _mm512_shuffle_epi8(thi, ib);
+          la = _mm512_mask_sub_epi8(la, ma, all_ones, la);
+          ha = _mm512_mask_sub_epi8(ha, ma, all_ones, ha);
+          lb = _mm512_mask_sub_epi8(lb, mb, all_ones, lb);
+          hb = _mm512_mask_sub_epi8(hb, mb, all_ones, hb);
+          acc[t][0] = _mm512_add_epi16(acc[t][0], _mm512_unpacklo_epi8(la, ha));
+          acc[t][1] = _mm512_add_epi16(acc[t][1], _mm512_unpackhi_epi8(la, ha));
+          acc[t][2] = _mm512_add_epi16(acc[t][2], _mm512_unpacklo_epi8(lb, hb));
+          acc[t][3] = _mm512_add_epi16(acc[t][3], _mm512_unpackhi_epi8(lb, hb));
+        }
       }
     }
+    for (int t = 0; t < T; ++t)
+      for (int q = 0; q < 4; ++q) {
+        acc32[t][2 * q] = _mm512_add_epi32(acc32[t][2 * q], _mm512_srai_epi32(_mm512_slli_epi32(acc[t][q], 16), 16));
+        acc32[t][2 * q + 1] = _mm512_add_epi32(acc32[t][2 * q + 1], _mm512_srai_epi32(acc[t][q], 16));
+      }
+  }
+  // acc32[t][2q]: rows 8q + 0, 2, 4, 6 in each of the four lanes (one lane per group of a step).
+  for (int t = 0; t < T; ++t)
     for (int q = 0; q < 4; ++q) {
-      acc32[2 * q] = _mm512_add_epi32(acc32[2 * q], _mm512_srai_epi32(_mm512_slli_epi32(acc[q], 16), 16));
-      acc32[2 * q + 1] = _mm512_add_epi32(acc32[2 * q + 1], _mm512_srai_epi32(acc[q], 16));
+      const __m128i even = sum_lanes(acc32[t][2 * q]), odd = sum_lanes(acc32[t][2 * q + 1]);
+      const __m128i* b = reinterpret_cast<const __m128i*>(bias + 8 * q);
+      int32_t* o = out + t * out_stride + 8 * q;
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(o), _mm_add_epi32(_mm_unpacklo_epi32(even, odd), _mm_loadu_si128(b)));
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(o + 4),
+                       _mm_add_epi32(_mm_unpackhi_epi32(even, odd), _mm_loadu_si128(b + 1)));
     }
-  }
-  // acc32[2q]: rows 8q + 0, 2, 4, 6 in each of the four lanes (one lane per group of a step).
-  for (int q = 0; q < 4; ++q) {
-    const __m128i even = sum_lanes(acc32[2 * q]), odd = sum_lanes(acc32[2 * q + 1]);
-    const __m128i* b = reinterpret_cast<const __m128i*>(bias + 8 * q);
-    _mm_storeu_si128(reinterpret_cast<__m128i*>(out + 8 * q), _mm_add_epi32(_mm_unpacklo_epi32(even, odd), _mm_loadu_si128(b)));
-    _mm_storeu_si128(reinterpret_cast<__m128i*>(out + 8 * q + 4),
-                     _mm_add_epi32(_mm_unpackhi_epi32(even, odd), _mm_loadu_si128(b + 1)));
-  }
 }
 
 }  // namespace
@@ -91,10 +106,19 @@ void ternary_lut_dots(int64_t K, const uint8_t* w, int64_t n_blocks, const int32
                       size_t table_stride, int n_tok, int32_t* out, int64_t out_stride) {
   const int64_t octets = tl3_octets(K);
   const size_t block_bytes = tl3_block_bytes(K);
-  for (int64_t b = 0; b < n_blocks; ++b)
-    for (int t = 0; t < n_tok; ++t)
-      block_dots(octets, w + size_t(b) * block_bytes, bias + b * kTl3BlockRows, tables + size_t(t) * table_stride,
-                 out + int64_t(t) * out_stride + b * kTl3BlockRows, t == 0);
+  // Blocks outside, tokens inside (four at a time): a block stays in L1/L2
+  // while the tokens pass.
+  for (int64_t b = 0; b < n_blocks; ++b) {
+    const uint8_t* block = w + size_t(b) * block_bytes;
+    const int32_t* bb = bias + b * kTl3BlockRows;
+    int t = 0;
+    for (; t + 4 <= n_tok; t += 4)
+      block_dots<4>(octets, block, bb, tables + size_t(t) * table_stride, table_stride,
+                    out + int64_t(t) * out_stride + b * kTl3BlockRows, out_stride, t == 0);
+    for (; t < n_tok; ++t)
+      block_dots<1>(octets, block, bb, tables + size_t(t) * table_stride, table_stride,
+                    out + int64_t(t) * out_stride + b * kTl3BlockRows, out_stride, t == 0);
+  }
 }
 
 }  // namespace mce::avx512

@@ -19,6 +19,7 @@
 #include <algorithm>
 
 #include "kernels/arm_neon/neon_kernels.h"
+#include "kernels/ternary_lut_driver.h"
 
 namespace mce::neon {
 namespace {
@@ -58,6 +59,16 @@ void block_dots(int64_t octets, const uint8_t* block, const int32_t* bias, const
   for (int i = 0; i < 8; ++i) vst1q_s32(out + 4 * i, vaddq_s32(acc32[i], vld1q_s32(bias + 4 * i)));
 }
 
+// One token per pass (kernels/ternary_lut_driver.h).
+struct Level {
+  template <int T>
+  static void block(int64_t octets, const uint8_t* block, const int32_t* bias, const uint8_t* tables,
+                    size_t /*table_stride*/, int32_t* out, int64_t /*out_stride*/, bool /*prefetch*/) {
+    static_assert(T == 1, "NEON tl3 dots take one token per pass");
+    block_dots(octets, block, bias, tables, out);
+  }
+};
+
 }  // namespace
 
 void ternary_lut_build(const int8_t* a, int64_t K, uint8_t* tables) {
@@ -81,12 +92,7 @@ void ternary_lut_build(const int8_t* a, int64_t K, uint8_t* tables) {
 
 void ternary_lut_dots(int64_t K, const uint8_t* w, int64_t n_blocks, const int32_t* bias, const uint8_t* tables,
                       size_t table_stride, int n_tok, int32_t* out, int64_t out_stride) {
-  const int64_t octets = tl3_octets(K);
-  const size_t block_bytes = tl3_block_bytes(K);
-  for (int64_t b = 0; b < n_blocks; ++b)
-    for (int t = 0; t < n_tok; ++t)
-      block_dots(octets, w + size_t(b) * block_bytes, bias + b * kTl3BlockRows, tables + size_t(t) * table_stride,
-                 out + int64_t(t) * out_stride + b * kTl3BlockRows);
+  tl3_dots_tiled<Level, 1>(K, w, n_blocks, bias, tables, table_stride, n_tok, out, out_stride);
 }
 
 }  // namespace mce::neon

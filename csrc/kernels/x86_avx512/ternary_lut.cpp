@@ -15,7 +15,8 @@
 // sharing each step's index and sign work between them.
 #include <algorithm>
 
-#include "kernels/x86_avx2/ternary_lut_build.h"
+#include "kernels/ternary_lut_driver.h"
+#include "kernels/x86_avx2/ternary_lut_x86.h"
 #include "kernels/x86_avx512/avx512_kernels.h"
 
 namespace mce::avx512 {
@@ -90,13 +91,17 @@ void block_dots(int64_t octets, const uint8_t* block, const int32_t* bias, const
   for (int t = 0; t < T; ++t)
     for (int q = 0; q < 4; ++q) {
       const __m128i even = sum_lanes(acc32[t][2 * q]), odd = sum_lanes(acc32[t][2 * q + 1]);
-      const __m128i* b = reinterpret_cast<const __m128i*>(bias + 8 * q);
-      int32_t* o = out + t * out_stride + 8 * q;
-      _mm_storeu_si128(reinterpret_cast<__m128i*>(o), _mm_add_epi32(_mm_unpacklo_epi32(even, odd), _mm_loadu_si128(b)));
-      _mm_storeu_si128(reinterpret_cast<__m128i*>(o + 4),
-                       _mm_add_epi32(_mm_unpackhi_epi32(even, odd), _mm_loadu_si128(b + 1)));
+      x86::tl3_store_rows8(even, odd, bias + 8 * q, out + t * out_stride + 8 * q);
     }
 }
+
+struct Level {
+  template <int T>
+  static void block(int64_t octets, const uint8_t* block, const int32_t* bias, const uint8_t* tables,
+                    size_t table_stride, int32_t* out, int64_t out_stride, bool prefetch) {
+    block_dots<T>(octets, block, bias, tables, table_stride, out, out_stride, prefetch);
+  }
+};
 
 }  // namespace
 
@@ -104,21 +109,7 @@ void ternary_lut_build(const int8_t* a, int64_t K, uint8_t* tables) { x86::tl3_b
 
 void ternary_lut_dots(int64_t K, const uint8_t* w, int64_t n_blocks, const int32_t* bias, const uint8_t* tables,
                       size_t table_stride, int n_tok, int32_t* out, int64_t out_stride) {
-  const int64_t octets = tl3_octets(K);
-  const size_t block_bytes = tl3_block_bytes(K);
-  // Blocks outside, tokens inside (four at a time): a block stays in L1/L2
-  // while the tokens pass.
-  for (int64_t b = 0; b < n_blocks; ++b) {
-    const uint8_t* block = w + size_t(b) * block_bytes;
-    const int32_t* bb = bias + b * kTl3BlockRows;
-    int t = 0;
-    for (; t + 4 <= n_tok; t += 4)
-      block_dots<4>(octets, block, bb, tables + size_t(t) * table_stride, table_stride,
-                    out + int64_t(t) * out_stride + b * kTl3BlockRows, out_stride, t == 0);
-    for (; t < n_tok; ++t)
-      block_dots<1>(octets, block, bb, tables + size_t(t) * table_stride, table_stride,
-                    out + int64_t(t) * out_stride + b * kTl3BlockRows, out_stride, t == 0);
-  }
+  tl3_dots_tiled<Level, 4>(K, w, n_blocks, bias, tables, table_stride, n_tok, out, out_stride);
 }
 
 }  // namespace mce::avx512

@@ -1,7 +1,8 @@
-// The "tl3" table build (TernaryLutBuildFn; kernels/ternary_lut_layout.h) with
-// AVX2, shared by the AVX2 and AVX-512 levels, which differ only in where a
-// pair of groups' tables go (Placement::lo / hi: byte offsets of pair P's
-// 32 low and 32 high bytes).
+// What the AVX2 and AVX-512 "tl3" kernels (kernels/ternary_lut_layout.h)
+// share: the table build (TernaryLutBuildFn), in AVX2 for both levels, which
+// differ only in where a pair of groups' tables go (Placement::lo / hi: byte
+// offsets of pair P's 32 low and 32 high bytes), and the store of a block's
+// sums.
 //
 // A group's 16 int16 entries are one vector: sum_j sign(a_j, digit_j) over
 // three broadcasts, with sign_epi16 against the constant digit columns of
@@ -45,6 +46,15 @@ inline void tl3_build(const int8_t* a, int64_t K, uint8_t* tables) {
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(tables + Placement::lo(p)), _mm256_permute4x64_epi64(lo, 0xD8));
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(tables + Placement::hi(p)), _mm256_permute4x64_epi64(hi, 0xD8));
   }
+}
+
+// Rows 8q .. 8q + 7 of a block from the int32 sums of its even rows (8q + 0,
+// 2, 4, 6) and odd rows, plus the rows' bias: out[0..7].
+inline void tl3_store_rows8(__m128i even, __m128i odd, const int32_t* bias, int32_t* out) {
+  const __m128i* b = reinterpret_cast<const __m128i*>(bias);
+  _mm_storeu_si128(reinterpret_cast<__m128i*>(out), _mm_add_epi32(_mm_unpacklo_epi32(even, odd), _mm_loadu_si128(b)));
+  _mm_storeu_si128(reinterpret_cast<__m128i*>(out + 4),
+                   _mm_add_epi32(_mm_unpackhi_epi32(even, odd), _mm_loadu_si128(b + 1)));
 }
 
 }  // namespace mce::x86

@@ -142,6 +142,14 @@ def logit_rms_errors(hf_dir: Path, paths: list[Path], text: str, n_tokens: int =
     return errors
 
 
+def bitlinear_reference(x: np.ndarray, t: np.ndarray, s: float) -> np.ndarray:
+    """BitNet's BitLinear in numpy, float64: per-token absmax int8 activations (round half
+    to even) times the ternary weights s * t."""
+    inv = np.float32(127) / np.maximum(np.abs(x).max(axis=1, keepdims=True), np.float32(1e-5))
+    a = np.clip(np.rint(x * inv), -128, 127).astype(np.float64)
+    return (a / inv.astype(np.float64)) @ (t.astype(np.float64) * s).T
+
+
 def transformers_bitnet_logits(hf_dir: Path, ids: list[int], *, act_quant: bool = True,
                                weights: dict[str, np.ndarray] | None = None,
                                embed: np.ndarray | None = None) -> np.ndarray:

@@ -7,16 +7,9 @@ import numpy as np
 import pytest
 
 import gguf_builders as gb
+from model_oracles import bitlinear_reference
 from minicpm_edge import Model, _core
 from minicpm_edge.convert import ConvertError, convert, ternary
-
-
-def _bitlinear(x: np.ndarray, t: np.ndarray, s: float) -> np.ndarray:
-    """BitNet's BitLinear in float64: per-token absmax int8 activations (round half
-    to even) times the ternary weights s * t."""
-    inv = np.float32(127) / np.maximum(np.abs(x).max(axis=1, keepdims=True), np.float32(1e-5))
-    a = np.clip(np.rint(x * inv), -128, 127).astype(np.float64)
-    return (a / inv.astype(np.float64)) @ (t.astype(np.float64) * s).T
 
 
 @pytest.mark.parametrize("rows,cols", [(37, 384), (640, 2560), (64, 6912)])
@@ -27,7 +20,7 @@ def test_ternary_matmul_against_numpy(rows, cols, n_tok):
     s = 0.0371
     codes = ternary.pack(t)
     x = (rng.standard_normal((n_tok, cols)) * rng.uniform(0.1, 10, (n_tok, 1))).astype(np.float32)
-    ref = _bitlinear(x, t, s)
+    ref = bitlinear_reference(x, t, s)
     exact = x.astype(np.float64) @ (t.astype(np.float64) * s).T
     scalar = None
     for isa in _core.supported_isas():

@@ -41,8 +41,7 @@ constexpr int64_t kInt8MinTokens[5] = {0, 0, 0, 320, 192};
 // Columns [k0, k1) of row r decoded to f32 (k0, k1 on block boundaries).
 void decode_row_slice(const KernelTable& kt, const Weight& w, int64_t r, int64_t k0, int64_t k1, float* out) {
   if (w.ternary.kind == kTernaryTL3) {
-    tl3_decode_row(w.data + size_t(r / kTl3BlockRows) * tl3_block_bytes(w.cols), int(r % kTl3BlockRows), k0, k1,
-                   w.ternary.scale, out);
+    tl3_decode_row(w.data, w.cols, r, k0, k1, w.ternary.scale, out);
     return;
   }
   if (w.ternary.kind > 0) {
@@ -375,9 +374,8 @@ void matmul_ternary(const MatmulTarget* targets, int n, const float* x, int64_t 
   const size_t table_stride = any_lut ? (tl3_table_bytes(K) + 63) / 64 * 64 : 0;
   const size_t states_offset = stride * size_t(n_tok);
   const size_t tables_offset = (states_offset + sizeof(TernaryActivation) * size_t(n_tok) + 63) / 64 * 64;
-  const size_t need = tables_offset + table_stride * size_t(n_tok) + 64;
+  const size_t need = tables_offset + table_stride * size_t(n_tok);
   if (act_buf.size() < need) act_buf.resize(need);
-  // The kernels want 64-byte aligned tables only for speed; the buffer's start is malloc's.
   uint8_t* base = act_buf.data();
   int8_t* act = reinterpret_cast<int8_t*>(base);
   TernaryActivation* states = reinterpret_cast<TernaryActivation*>(base + states_offset);

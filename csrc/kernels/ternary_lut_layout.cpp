@@ -6,10 +6,11 @@ const int8_t kTl3Digits[16][3] = {{0, 0, 0},  {0, 0, 1},  {0, 1, -1},  {0, 1, 0}
                                   {1, -1, 0}, {1, -1, 1}, {1, 0, -1},  {1, 0, 0},  {1, 0, 1},  {1, 1, -1},
                                   {1, 1, 0},  {1, 1, 1},  {0, 0, 0},   {0, 0, 0}};
 
-void tl3_decode_row(const uint8_t* block, int r, int64_t k0, int64_t k1, float scale, float* out) {
+void tl3_decode_row(const uint8_t* w, int64_t K, int64_t r, int64_t k0, int64_t k1, float scale, float* out) {
+  const uint8_t* block = w + size_t(r / kTl3BlockRows) * tl3_block_bytes(K);
   for (int64_t k = k0; k < k1; ++k) {
     int index, negative;
-    tl3_entry(block, r, k / 3, &index, &negative);
+    tl3_entry(block, int(r % kTl3BlockRows), k / 3, &index, &negative);
     const int t = kTl3Digits[index][k % 3];
     out[k - k0] = scale * float(negative ? -t : t);
   }

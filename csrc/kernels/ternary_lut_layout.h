@@ -57,8 +57,9 @@ inline void tl3_entry(const uint8_t* block, int r, int64_t g, int* index, int* n
   *negative = (octet[32 * half + 16 * l + j] >> p) & 1;
 }
 
-// Inputs [k0, k1) of row r of a block decoded to f32: out[k - k0] = s * t (exact).
-void tl3_decode_row(const uint8_t* block, int r, int64_t k0, int64_t k1, float scale, float* out);
+// Inputs [k0, k1) of row r of a matrix (blocks from w, K inputs) decoded to
+// f32: out[k - k0] = s * t (exact).
+void tl3_decode_row(const uint8_t* w, int64_t K, int64_t r, int64_t k0, int64_t k1, float scale, float* out);
 
 // Per row of a matrix of `rows` rows (padded rows included, 32 per block):
 // the number of groups stored with the sign bit set.

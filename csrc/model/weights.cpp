@@ -98,37 +98,47 @@ AlignedBuffer weight_buffer(size_t bytes) {
   return AlignedBuffer(static_cast<uint8_t*>(raw));
 }
 
-// A ternary matrix (docs/FORMAT.md "Ternary"), described by
-// minicpm_edge.ternary.<name> = [layout], with <name>.scale, one F32. `t`
-// holds, as I8: t2, the codes ([K/4, rows]); tl3, the blocks of 32 rows
-// ([tl3_block_bytes(K), ceil(rows / 32)]).
-// One buffer for every ternary matrix of a file, on 2 MiB pages: decode
-// streams all of them once per token, and from huge pages the hardware
-// prefetchers keep going past 4 KiB boundaries (tl3 blocks from memory: 6.8
-// against 5.2 GB/s on one thread of an AVX-512 Xeon VM). One buffer rather
-// than one per matrix, so that matrices under 2 MiB get huge pages too and
-// nothing is rounded up but the end. Sized by a pass over the descriptors.
+// One buffer for every ternary matrix of a file (ours, and llama.cpp's TQ
+// ones rewritten into t2), on 2 MiB pages: decode streams all of them once
+// per token, and from huge pages the hardware prefetchers keep going past
+// 4 KiB boundaries (tl3 blocks from memory: 6.8 against 5.2 GB/s on one
+// thread of an AVX-512 Xeon VM). One buffer rather than one per matrix, so
+// that matrices under 2 MiB get huge pages too and nothing is rounded up but
+// the end. Sized by a pass over the tensors.
 struct TernaryArena {
   AlignedBuffer buf;
   size_t size = 0, used = 0;
 
+  static size_t padded(size_t n) { return (n + 63) / 64 * 64; }
+
   explicit TernaryArena(const gguf::GgufFile& f) {
-    for (const gguf::TensorInfo& t : f.tensors())
-      if (f.find("minicpm_edge.ternary." + t.name)) size += (size_t(t.nbytes) + 63) / 64 * 64;
+    for (const gguf::TensorInfo& t : f.tensors()) {
+      if (f.find("minicpm_edge.ternary." + t.name)) size += padded(size_t(t.nbytes));
+      else if ((t.type == GgmlType::TQ1_0 || t.type == GgmlType::TQ2_0) && t.n_dims == 2)
+        size += padded(ternary_row_bytes(t.ne[0]) * size_t(t.ne[1]));
+    }
     if (size > 0) buf = weight_buffer(size);
+  }
+  // n bytes of the buffer, for the tensor `name`.
+  uint8_t* take(size_t n, const std::string& name) {
+    if (used + padded(n) > size) throw Error("internal: ternary arena too small for '" + name + "'");
+    uint8_t* dst = buf.get() + used;
+    used += padded(n);
+    return dst;
   }
   // A copy of tensor t's bytes (the file's pages are then dropped).
   const uint8_t* copy(const gguf::GgufFile& f, const gguf::TensorInfo& t) {
-    const size_t n = size_t(t.nbytes), padded = (n + 63) / 64 * 64;
-    if (used + padded > size) throw Error("internal: ternary arena too small for '" + t.name + "'");
-    uint8_t* dst = buf.get() + used;
-    used += padded;
-    std::memcpy(dst, t.data, n);
-    f.drop_pages(t.data, n);
+    uint8_t* dst = take(size_t(t.nbytes), t.name);
+    std::memcpy(dst, t.data, size_t(t.nbytes));
+    f.drop_pages(t.data, size_t(t.nbytes));
     return dst;
   }
 };
 
+// A ternary matrix (docs/FORMAT.md "Ternary"), described by
+// minicpm_edge.ternary.<name> = [layout], with <name>.scale, one F32. `t`
+// holds, as I8: t2, the codes ([K/4, rows]); tl3, the blocks of 32 rows
+// ([tl3_block_bytes(K), ceil(rows / 32)]).
 Weight as_ternary_matrix(const gguf::GgufFile& f, const gguf::TensorInfo& t, const gguf::Value& desc, int64_t rows,
                          int64_t cols, TernaryArena& arena, std::vector<AlignedBuffer>& storage) {
   const std::string key = "minicpm_edge.ternary." + t.name;
@@ -166,23 +176,21 @@ Weight as_ternary_matrix(const gguf::GgufFile& f, const gguf::TensorInfo& t, con
 }
 
 // A TQ1_0 / TQ2_0 matrix of llama.cpp (quant/ternary_import.h), rewritten into
-// t2 codes in `storage` (these files are ternary models with one scale per
+// t2 codes in the arena (these files are ternary models with one scale per
 // tensor; the kernels then see no difference from our own t2 matrices).
 Weight as_tq_matrix(const gguf::GgufFile& f, const gguf::TensorInfo& t, int64_t rows, int64_t cols,
-                    std::vector<AlignedBuffer>& storage) {
+                    TernaryArena& arena) {
   check_matrix_shape(t, rows, cols);
-  AlignedBuffer buf = weight_buffer(ternary_row_bytes(cols) * size_t(rows));
+  uint8_t* codes = arena.take(ternary_row_bytes(cols) * size_t(rows), t.name);
   float scale = 0.0f;
-  if (!ternary_from_tq(t.type, t.data, rows, cols, buf.get(), &scale))
+  if (!ternary_from_tq(t.type, t.data, rows, cols, codes, &scale))
     throw UnsupportedError("tensor '" + t.name + "' (" + type_geometry(uint32_t(t.type)).name +
                            ") has blocks with different scales; only ternary models with one scale per tensor "
                            "(BitNet b1.58) can run it");
   if (!std::isfinite(scale) || scale < 0.0f)
     throw FormatError("GGUF: tensor '" + t.name + "' has a negative or non-finite block scale");
   f.drop_pages(t.data, size_t(t.nbytes));  // the t2 copy is the one the kernels read
-  const Weight w = ternary_weight(buf.get(), rows, cols, scale);
-  storage.push_back(std::move(buf));
-  return w;
+  return ternary_weight(codes, rows, cols, scale);
 }
 
 Weight as_matrix(const gguf::TensorInfo& t, int64_t rows, int64_t cols) {
@@ -220,8 +228,7 @@ std::vector<float> optional_vector(const gguf::GgufFile& f, const std::string& n
 Weight ternary_lut_weight(const uint8_t* blocks, int64_t rows, int64_t cols, float scale,
                           std::vector<AlignedBuffer>& storage) {
   const int64_t padded_rows = tl3_blocks(rows) * kTl3BlockRows;
-  AlignedBuffer bias(static_cast<uint8_t*>(std::aligned_alloc(64, (size_t(padded_rows) * sizeof(int32_t) + 63) / 64 * 64)));
-  if (!bias) throw Error("out of memory for a ternary matrix's row bias");
+  AlignedBuffer bias = weight_buffer(size_t(padded_rows) * sizeof(int32_t));
   int32_t* b = reinterpret_cast<int32_t*>(bias.get());
   tl3_row_bias(blocks, padded_rows, cols, b);
   Weight w;
@@ -249,8 +256,7 @@ Weight ternary_weight(const uint8_t* codes, int64_t rows, int64_t cols, float sc
 
 void embedding_row(const Weight& w, int64_t r, float* out) {
   if (w.ternary.kind == kTernaryTL3) {
-    tl3_decode_row(w.data + size_t(r / kTl3BlockRows) * tl3_block_bytes(w.cols), int(r % kTl3BlockRows), 0, w.cols,
-                   w.ternary.scale, out);
+    tl3_decode_row(w.data, w.cols, r, 0, w.cols, w.ternary.scale, out);
     return;
   }
   if (w.ternary.kind > 0) {
@@ -272,7 +278,7 @@ ModelWeights bind_weights(const gguf::GgufFile& f, const ModelConfig& c) {
   // Any matrix may be low-bit (the embedding table too: its rows are decoded
   // one at a time, and a tied head is packed from it like any matrix).
   auto matrix = [&f, &w, &arena](const gguf::TensorInfo& t, int64_t rows, int64_t cols) {
-    if (t.type == GgmlType::TQ1_0 || t.type == GgmlType::TQ2_0) return as_tq_matrix(f, t, rows, cols, w.packed_storage);
+    if (t.type == GgmlType::TQ1_0 || t.type == GgmlType::TQ2_0) return as_tq_matrix(f, t, rows, cols, arena);
     const gguf::Value* lowbit = f.find("minicpm_edge.lowbit." + t.name);
     const gguf::Value* ternary = f.find("minicpm_edge.ternary." + t.name);
     if (lowbit && ternary)

@@ -75,8 +75,9 @@ struct ModelWeights {
   // Per-frequency divisors of RoPE (n_rot/2 each; empty when absent):
   // rope_freqs (Llama 3 scaling), rope_factors_long/short (LongRoPE).
   std::vector<float> rope_freqs, rope_long, rope_short;
-  // Owners of the packed copies the Weights above point into (and of the t2
-  // codes rewritten from TQ1_0 / TQ2_0 tensors).
+  // Owners of the packed copies the Weights above point into (and of the
+  // ternary matrices' copy, TQ1_0 / TQ2_0 tensors rewritten into t2 codes
+  // included, and tl3 row biases).
   std::vector<AlignedBuffer> packed_storage;
 };
 

@@ -56,23 +56,21 @@ TERNARY_KEY = "minicpm_edge.ternary."  # docs/FORMAT.md: [2] per t2 matrix, [3, 
 
 def count_params(md: dict, tensors: Sequence[dict]) -> int:
     """Elements of all tensors, where a low-bit or ternary matrix counts its M*K
-    weights (its I8 codes tensor holds K*b/8 bytes per row) and not its scales and
-    offsets."""
+    weights (its I8 codes tensor holds K*b/8 bytes per row; a tl3 matrix's descriptor
+    gives M and K) and not its scales and offsets."""
     lowbit = {k[len(LOWBIT_KEY):]: int(v[0]) for k, v in md.items()
               if k.startswith(LOWBIT_KEY) and isinstance(v, list) and len(v) == 3 and v[0] in (1, 2, 3, 4)}
     lowbit.update({k[len(TERNARY_KEY):]: 2 for k, v in md.items() if k.startswith(TERNARY_KEY) and v == [2]})
-    tl3 = {k[len(TERNARY_KEY):]: int(v[1]) * int(v[2]) for k, v in md.items()
-           if k.startswith(TERNARY_KEY) and isinstance(v, list) and len(v) == 3 and v[0] == 3}
+    # matrix name -> the weights it holds
+    held = {t["name"]: _tensor_elements(t["shape"]) * 8 // lowbit[t["name"]] for t in tensors if t["name"] in lowbit}
+    held.update({k[len(TERNARY_KEY):]: int(v[1]) * int(v[2]) for k, v in md.items()
+                 if k.startswith(TERNARY_KEY) and isinstance(v, list) and len(v) == 3 and v[0] == 3})  # tl3
     n = 0
     for t in tensors:
         name = t["name"]
-        if name in tl3:
-            n += tl3[name]
-        elif name.endswith(".scale") and name.rsplit(".", 1)[0] in tl3:
-            pass
-        elif name in lowbit:
-            n += _tensor_elements(t["shape"]) * 8 // lowbit[name]
-        elif not (name.endswith((".scale", ".min")) and name.rsplit(".", 1)[0] in lowbit):
+        if name in held:
+            n += held[name]
+        elif not (name.endswith((".scale", ".min")) and name.rsplit(".", 1)[0] in held):
             n += _tensor_elements(t["shape"])
     return n
 

@@ -214,11 +214,6 @@ def _balanced_digits(i: int) -> tuple[int, int, int]:
     return out[2], out[1], out[0]
 
 
-def encode(values: np.ndarray, what: str = "tensor") -> tuple[np.ndarray, np.ndarray]:
-    """float32 [M, K] -> the data of ``T2.parts``: (codes as int8 [M, K/4], scale f32 [1])."""
-    return T2.encode(values, what)
-
-
 # ---- metadata --------------------------------------------------------------------------------
 def add_descriptors(w: GGUFWriter, matrices: Sequence[tuple[str, TernaryType, Sequence[int]]]) -> None:
     for name, t, shape in matrices:

@@ -1,6 +1,6 @@
 """Kernel microbenchmark of the low-bit table-lookup matmul (T-MAC method,
 kernels/lut_layout.h) against the repacked Q4_0 kernel, on one machine in one
-session.
+session; `--formats t2 tl3` times the ternary kernels the same way.
 
 For each shape (rows x cols: 2048x2048, 4096x4096, 8192x2048, 2048x8192),
 each weight format (w1g64 .. w4g64, and q4_0 for reference) and each thread
@@ -24,6 +24,7 @@ choice in kernels/matmul.cpp.
     python bench/lut_gemv.py --formats w2g64 --shapes 4096x4096 --threads 1
     python bench/lut_gemv.py --exact --gemm-tokens 64  # int8 tables vs the exact path
     python bench/lut_gemv.py --gemm-tokens 512 --gemm-paths --formats w2g64 w3g64 w4g64
+    python bench/lut_gemv.py --formats tl3 t2 --shapes 2560x2560 6912x2560 2560x6912
 
 Writes bench/results/<date>-lut-gemv-<host>.json and a PNG (GB/s vs bits).
 """
@@ -44,6 +45,8 @@ from compare import probe_bandwidth  # noqa: E402
 
 SHAPES = ["2048x2048", "4096x4096", "8192x2048", "2048x8192"]
 FORMATS = ["w1g64", "w2g64", "w3g64", "w4g64", "q4_0"]
+# Ternary layouts (docs/FORMAT.md) drawn as single points: format, bits per weight, marker.
+TERNARY_MARKS = (("t2", 2.0, "^"), ("tl3", 5 / 3, "v"))
 
 
 def run(a: argparse.Namespace) -> dict:
@@ -99,8 +102,12 @@ def chart(result: dict, path: Path) -> None:
             q4 = [r["gbps"] for r in gemv if r["threads"] == t and r["shape"] == shape and r["format"] == "q4_0"]
             if q4:
                 ax.scatter([4], q4, marker="x", color="k")
+            for fmt, bits, mark in TERNARY_MARKS:
+                tern = [r["gbps"] for r in gemv if r["threads"] == t and r["shape"] == shape and r["format"] == fmt]
+                if tern:
+                    ax.scatter([bits], tern, marker=mark, color="k")
         ax.axhline(result["bandwidth"]["by_threads"][str(t)], color="gray", ls="--", label="DRAM read (probe)")
-        ax.set_xlabel("weight bits (x: Q4_0)")
+        ax.set_xlabel("weight bits (x: Q4_0, ^: ternary t2, v: tl3)")
         ax.set_ylabel("GB/s of weights streamed")
         ax.set_title(f"LUT GEMV, {t} thread(s), {result['isa']}")
         ax.set_xticks([1, 2, 3, 4])

@@ -16,6 +16,8 @@
 #include "core/error.h"
 #include "core/thread_pool.h"
 #include "kernels/matmul.h"
+#include "kernels/ternary_layout.h"
+#include "kernels/ternary_lut_layout.h"
 #include "model/weights.h"
 #include "quant/ggml_types.h"
 
@@ -28,6 +30,7 @@ struct RandomMatrix {
   std::vector<uint8_t> data;           // file-layout rows (or codes)
   std::vector<uint16_t> scale, min;    // low-bit groups
   ModelWeights owner;                  // packed copy; owner.output is the matrix
+  size_t ternary_bytes = 0;            // t2 / tl3: the bytes one matmul streams
 };
 
 // A binary16 scale between 2^-9 and 2^-7: finite products for any format.
@@ -39,6 +42,21 @@ void make_matrix(const std::string& kind, int64_t rows, int64_t cols, std::mt199
   w.cols = cols;
   std::smatch match;
   static const std::regex lowbit("w([1-4])g(32|64|128)(s?)");
+  if (kind == "t2" || kind == "tl3") {
+    // Random bytes: every t2 code and tl3 index is as costly as a valid one
+    // (the kernels do not branch on values); scale 1.
+    const bool lut = kind == "tl3";
+    if (!lut && cols % kTernaryChunk != 0) throw ArgumentError("t2 needs cols a multiple of 128");
+    m.ternary_bytes = lut ? tl3_block_bytes(cols) * size_t(tl3_blocks(rows)) : ternary_row_bytes(cols) * size_t(rows);
+    // On huge pages, as the model loads ternary matrices (weights.cpp).
+    AlignedBuffer buf = weight_buffer(m.ternary_bytes);
+    for (size_t i = 0; i < m.ternary_bytes; ++i) buf.get()[i] = uint8_t(rng());
+    const uint8_t* codes = buf.get();
+    m.owner.packed_storage.push_back(std::move(buf));
+    m.owner.output = lut ? ternary_lut_weight(codes, rows, cols, 1.0f, m.owner.packed_storage)
+                         : ternary_weight(codes, rows, cols, 1.0f);
+    return;
+  }
   if (std::regex_match(kind, match, lowbit)) {
     LowBitFormat f{std::stoi(match[1]), std::stoi(match[2]), match[3].length() == 0};
     if (cols % f.group != 0) throw ArgumentError("cols must be a multiple of the group size");
@@ -58,7 +76,7 @@ void make_matrix(const std::string& kind, int64_t rows, int64_t cols, std::mt199
     else if (kind == "q8_0") t = GgmlType::Q8_0;
     else if (kind == "f16") t = GgmlType::F16;
     else if (kind == "q6_k") t = GgmlType::Q6_K;
-    else throw ArgumentError("unknown weight kind '" + kind + "' (q4_0, q8_0, q6_k, f16, w{1-4}g{32,64,128}[s])");
+    else throw ArgumentError("unknown weight kind '" + kind + "' (q4_0, q8_0, q6_k, f16, w{1-4}g{32,64,128}[s], t2, tl3)");
     const TypeGeometry g = type_geometry(uint32_t(t));
     if (cols % g.block_size != 0) throw ArgumentError("cols must be a multiple of the block size");
     w.type = t;
@@ -98,7 +116,8 @@ py::dict bench_matmul(const std::string& kind, int64_t rows, int64_t cols, int64
   // up to whole tiles) and the rows left in the file layout.
   const int64_t group_rows = w0.packed ? packed_group_rows(w0.packed_kind) : 1;
   const size_t packed_bytes = w0.packed ? w0.packed_group_bytes * size_t((w0.packed_rows + group_rows - 1) / group_rows) : 0;
-  const size_t bytes = packed_bytes + size_t(w0.rows - w0.packed_rows) * w0.row_bytes;
+  const size_t bytes = mats[0].ternary_bytes ? mats[0].ternary_bytes
+                                             : packed_bytes + size_t(w0.rows - w0.packed_rows) * w0.row_bytes;
   const int64_t copies = std::max<int64_t>(1, (min_bytes + int64_t(bytes) - 1) / int64_t(bytes));
   if (copies > 100000) throw ArgumentError("min_bytes / matrix size is too large");
   mats.resize(size_t(copies));
@@ -132,7 +151,7 @@ void register_bench(py::module_& m) {
         py::arg("n_threads") = 1, py::arg("reps") = 5, py::arg("min_bytes") = int64_t(512) << 20,
         py::arg("int8") = true,
         "Seconds per matmul (one entry per repetition) of the matmul driver on random matrices of one "
-        "format (q4_0, q8_0, f16, w{b}g{G}[s]), cycling through copies totalling at least min_bytes so "
+        "format (q4_0, q8_0, f16, w{b}g{G}[s], ternary t2 / tl3), cycling through copies totalling at least min_bytes so "
         "the weights come from DRAM; also returns the weight bytes one matmul reads.");
 }
 

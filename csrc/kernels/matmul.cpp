@@ -38,6 +38,35 @@ constexpr int64_t kPanelMinTokens = 4;
 // (w3) and 0.85x (w2) of table lookup (bench/lut_gemv.py --gemm-paths).
 constexpr int64_t kInt8MinTokens[5] = {0, 0, 0, 320, 192};
 
+// A matmul's rows cut into the runs parallel_for hands out, over several
+// matrices of items[i] items each (items: the unit of the path, e.g. 16-row
+// tiles or 32-row blocks); a run never crosses from one matrix into the next.
+struct Run {
+  int matrix;
+  int64_t begin, end;  // items of that matrix
+};
+
+// Decode's runs, by guided self-scheduling (Polychronopoulos & Kuck, IEEE
+// Trans. Computers 1987): each run takes ceil(left / (2 * threads)) of the
+// items left, so the first runs are long (few hand-outs, long prefetch
+// streams) and the last ones short, and the threads finish within a short run
+// of each other. Equal runs of 1/8 of a thread's share left the other thread
+// waiting at the end of every matmul for about half a run: 4% of a decode step
+// of the 1B-shape w4g64 model at 2 threads (perf).
+void guided_runs(const int64_t* items, int n, int threads, std::vector<Run>& runs) {
+  runs.clear();
+  int64_t left = 0;
+  for (int i = 0; i < n; ++i) left += items[i];
+  const int64_t split = 2 * int64_t(std::max(threads, 1));
+  for (int i = 0; i < n; ++i)
+    for (int64_t b = 0; b < items[i];) {
+      const int64_t len = std::min(items[i] - b, std::max<int64_t>(1, (left + split - 1) / split));
+      runs.push_back({i, b, b + len});
+      b += len;
+      left -= len;
+    }
+}
+
 // Columns [k0, k1) of row r decoded to f32 (k0, k1 on block boundaries).
 void decode_row_slice(const KernelTable& kt, const Weight& w, int64_t r, int64_t k0, int64_t k1, float* out) {
   if (w.ternary.kind == kTernaryTL3) {
@@ -195,13 +224,21 @@ void matmul_lut(const MatmulTarget* targets, int n, const float* x, int64_t n_to
   // of a task meets every token of the block from L1.
   const int64_t block = std::min<int64_t>(n_tok, std::max<int64_t>(1, int64_t(kActTileBytes / per_tok)));
   const int64_t n_blocks = (n_tok + block - 1) / block;
-  const int64_t run = std::max<int64_t>(1, tiles * n_blocks / (pool.size() * kTasksPerThread));
-  const int64_t n_runs = (tiles + run - 1) / run;
+  // Decode: guided runs; prefill: equal runs, each met by every token block.
+  std::vector<Run> runs;
+  if (n_blocks == 1) {
+    guided_runs(&tiles, 1, pool.size(), runs);
+  } else {
+    const int64_t run = std::max<int64_t>(1, tiles * n_blocks / (pool.size() * kTasksPerThread));
+    runs.clear();
+    for (int64_t b = 0; b < tiles; b += run) runs.push_back({0, b, std::min(tiles, b + run)});
+  }
+  const int64_t n_runs = int64_t(runs.size());
   pool.parallel_for(n_runs * n_blocks, [&](int64_t task, int) {
     float out[kLutTileRows];
     const int64_t t0 = (task / n_runs) * block, t1 = std::min(n_tok, t0 + block);
-    const int64_t r = task % n_runs;
-    for (int64_t tile = r * run; tile < std::min(tiles, (r + 1) * run); ++tile) {
+    const Run& r = runs[size_t(task % n_runs)];
+    for (int64_t tile = r.begin; tile < r.end; ++tile) {
       const TileIndex::Tile at = index[tile];
       for (int64_t t = t0; t < t1; ++t) {
         const LutActivation a = lut_activation_view(fmt, K, act + size_t(t) * per_tok);
@@ -255,7 +292,6 @@ struct PackedJob {
   const Weight* w;
   float* y;
   int64_t y_stride;
-  int64_t run = 0, n_runs = 0, first_task = 0, n_tasks = 0;
 };
 
 void matmul_packed(PackedJob* jobs, int n_jobs, const float* x, int64_t n_tok, ThreadPool& pool,
@@ -273,25 +309,31 @@ void matmul_packed(PackedJob* jobs, int n_jobs, const float* x, int64_t n_tok, T
   for (int j = 0; j < n_jobs; ++j) all_groups += jobs[j].w->packed_rows / kPackRows;
   // Runs of about the same number of groups in every matrix, enough for
   // kTasksPerThread tasks per thread over all matrices and tiles.
-  const int64_t want_runs = std::max<int64_t>(1, pool.size() * kTasksPerThread / n_tiles);
-  const int64_t run = std::max<int64_t>(1, (all_groups + want_runs - 1) / want_runs);
-  int64_t n_tasks = 0;
-  for (int j = 0; j < n_jobs; ++j) {
-    PackedJob& job = jobs[j];
-    const int64_t groups = job.w->packed_rows / kPackRows;
-    job.run = run;
-    job.n_runs = (groups + run - 1) / run;
-    job.first_task = n_tasks;
-    job.n_tasks = job.n_runs * n_tiles + (job.w->packed_rows < job.w->rows ? 1 : 0);
-    n_tasks += job.n_tasks;
+  // Decode (one token tile): guided runs over all matrices. Prefill: runs of
+  // about the same number of groups in every matrix, enough for
+  // kTasksPerThread tasks per thread over all matrices and tiles.
+  std::vector<Run> runs;
+  if (n_tiles == 1) {
+    int64_t groups[kMaxMatmulTargets];
+    for (int j = 0; j < n_jobs; ++j) groups[j] = jobs[j].w->packed_rows / kPackRows;
+    guided_runs(groups, n_jobs, pool.size(), runs);
+  } else {
+    const int64_t want_runs = std::max<int64_t>(1, pool.size() * kTasksPerThread / n_tiles);
+    const int64_t run = std::max<int64_t>(1, (all_groups + want_runs - 1) / want_runs);
+    for (int j = 0; j < n_jobs; ++j)
+      for (int64_t g = 0, groups = jobs[j].w->packed_rows / kPackRows; g < groups; g += run)
+        runs.push_back({j, g, std::min(groups, g + run)});
   }
-  pool.parallel_for(n_tasks, [&](int64_t task, int) {
-    int j = 0;
-    while (task >= jobs[j].first_task + jobs[j].n_tasks) ++j;
-    const PackedJob& job = jobs[j];
-    const Weight& w = *job.w;
-    task -= job.first_task;
-    if (task == job.n_runs * n_tiles) {
+  const int64_t n_runs = int64_t(runs.size());
+  // Tasks: every run x token tile, then one task per matrix with rows past its
+  // last group.
+  std::vector<int> tails;
+  for (int j = 0; j < n_jobs; ++j)
+    if (jobs[j].w->packed_rows < jobs[j].w->rows) tails.push_back(j);
+  pool.parallel_for(n_runs * n_tiles + int64_t(tails.size()), [&](int64_t task, int) {
+    if (task >= n_runs * n_tiles) {
+      const PackedJob& job = jobs[tails[size_t(task - n_runs * n_tiles)]];
+      const Weight& w = *job.w;
       // The rows past the last group: per-row dots in the GGUF layout, with
       // activations in the format that dot takes (Q8_0, or Q8_1 for Q4_1).
       const WeightKernel& wk = kt.weight[uint32_t(w.type)];
@@ -303,9 +345,11 @@ void matmul_packed(PackedJob* jobs, int n_jobs, const float* x, int64_t n_tok, T
       }
       return;
     }
-    const int64_t groups = w.packed_rows / kPackRows;
-    const int64_t g0 = (task % job.n_runs) * job.run, g1 = std::min(groups, g0 + job.run);
-    const int64_t t0 = (task / job.n_runs) * tile, t1 = std::min(n_tok, t0 + tile);
+    const Run& run = runs[size_t(task % n_runs)];
+    const PackedJob& job = jobs[run.matrix];
+    const Weight& w = *job.w;
+    const int64_t g0 = run.begin, g1 = run.end;
+    const int64_t t0 = (task / n_runs) * tile, t1 = std::min(n_tok, t0 + tile);
     const GemmX8Fn gemm = kt.gemm_x8[int(w.packed_kind)];
     for (int64_t g = g0; g < g1; ++g)
       gemm(nb, w.group(g), act + size_t(t0) * act_stride, act_stride, sums + t0 * nb, nb, t1 - t0,
@@ -388,21 +432,28 @@ void matmul_ternary(const MatmulTarget* targets, int n, const float* x, int64_t 
   const int64_t tile = std::min(
       n_tok, std::max<int64_t>(1, int64_t(any_lut ? kTableTileBytes / table_stride : kActTileBytes / stride)));
   const int64_t n_tiles = (n_tok + tile - 1) / tile;
-  int64_t all_rows = 0;
-  for (int i = 0; i < n; ++i) all_rows += targets[i].w->rows;
-  // Row runs: a multiple of 32 rows (a tl3 block), about kTasksPerThread tasks per thread.
-  const int64_t want = std::max<int64_t>(1, pool.size() * kTasksPerThread / n_tiles);
-  const int64_t run = std::max<int64_t>(32, (all_rows / want + 31) / 32 * 32);
-  int64_t first[kMaxMatmulTargets + 1] = {0};
-  for (int i = 0; i < n; ++i) first[i + 1] = first[i] + (targets[i].w->rows + run - 1) / run;
-  pool.parallel_for(first[n] * n_tiles, [&](int64_t task, int) {
+  // Row runs in units of 32 rows (a tl3 block): guided for decode, else about
+  // kTasksPerThread tasks per thread.
+  int64_t blocks[kMaxMatmulTargets], all_blocks = 0;
+  for (int i = 0; i < n; ++i) all_blocks += blocks[i] = (targets[i].w->rows + kTl3BlockRows - 1) / kTl3BlockRows;
+  std::vector<Run> runs;
+  if (n_tiles == 1) {
+    guided_runs(blocks, n, pool.size(), runs);
+  } else {
+    const int64_t want = std::max<int64_t>(1, pool.size() * kTasksPerThread / n_tiles);
+    const int64_t run = std::max<int64_t>(1, all_blocks / want);
+    for (int i = 0; i < n; ++i)
+      for (int64_t b = 0; b < blocks[i]; b += run) runs.push_back({i, b, std::min(blocks[i], b + run)});
+  }
+  const int64_t n_runs = int64_t(runs.size());
+  pool.parallel_for(n_runs * n_tiles, [&](int64_t task, int) {
     thread_local std::vector<int32_t> dots;
-    const int64_t run_index = task % first[n], t0 = (task / first[n]) * tile, nt = std::min(tile, n_tok - t0);
-    int i = 0;
-    while (run_index >= first[i + 1]) ++i;
+    const Run& run = runs[size_t(task % n_runs)];
+    const int64_t t0 = (task / n_runs) * tile, nt = std::min(tile, n_tok - t0);
+    const int i = run.matrix;
     const Weight& w = *targets[i].w;
     const int64_t ys = targets[i].y_stride ? targets[i].y_stride : w.rows;
-    const int64_t r0 = (run_index - first[i]) * run, nr = std::min(run, w.rows - r0);
+    const int64_t r0 = run.begin * kTl3BlockRows, nr = std::min(run.end * kTl3BlockRows, w.rows) - r0;
     const bool lut = w.ternary.kind == kTernaryTL3;
     // tl3 computes whole blocks: the last run's padded rows land in the scratch too.
     const int64_t dstride = lut ? (nr + kTl3BlockRows - 1) / kTl3BlockRows * kTl3BlockRows : nr;

@@ -14,6 +14,19 @@
 
 namespace mce {
 
+constexpr size_t kHugePage = size_t(2) << 20;
+
+AlignedBuffer weight_buffer(size_t bytes) {
+  const size_t align = bytes >= kHugePage ? kHugePage : 64;
+  const size_t padded = (bytes + align - 1) / align * align;
+  void* raw = std::aligned_alloc(align, padded);
+  if (raw == nullptr) throw Error("out of memory for weights (" + std::to_string(bytes) + " bytes)");
+#if defined(MADV_HUGEPAGE)
+  if (align == kHugePage) ::madvise(raw, padded, MADV_HUGEPAGE);
+#endif
+  return AlignedBuffer(static_cast<uint8_t*>(raw));
+}
+
 namespace {
 
 std::string shape_str(const gguf::TensorInfo& t) {
@@ -81,22 +94,6 @@ Weight as_lowbit_matrix(const gguf::GgufFile& f, const gguf::TensorInfo& t, cons
   return w;
 }
 
-constexpr size_t kHugePage = size_t(2) << 20;
-
-// Memory for `bytes` of weights the kernels stream. Large matrices go on 2 MiB
-// boundaries and ask for transparent huge pages: decode streams every weight
-// once per token, and with 4 KiB pages the hardware prefetcher stops at each
-// page boundary and the TLB misses often.
-AlignedBuffer weight_buffer(size_t bytes) {
-  const size_t align = bytes >= kHugePage ? kHugePage : 64;
-  const size_t padded = (bytes + align - 1) / align * align;
-  void* raw = std::aligned_alloc(align, padded);
-  if (raw == nullptr) throw Error("out of memory for weights (" + std::to_string(bytes) + " bytes)");
-#if defined(MADV_HUGEPAGE)
-  if (align == kHugePage) ::madvise(raw, padded, MADV_HUGEPAGE);
-#endif
-  return AlignedBuffer(static_cast<uint8_t*>(raw));
-}
 
 // One buffer for every ternary matrix of a file (ours, and llama.cpp's TQ
 // ones rewritten into t2), on 2 MiB pages: decode streams all of them once

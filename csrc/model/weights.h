@@ -81,6 +81,12 @@ struct ModelWeights {
   std::vector<AlignedBuffer> packed_storage;
 };
 
+// Memory for `bytes` of weights the kernels stream. Large matrices go on 2 MiB
+// boundaries and ask for transparent huge pages: decode streams every weight
+// once per token, and with 4 KiB pages the hardware prefetcher stops at each
+// page boundary and the TLB misses often.
+AlignedBuffer weight_buffer(size_t bytes);
+
 // A t2 ternary matrix (kernels/ternary_layout.h) over `codes` (rows x K/4 bytes).
 Weight ternary_weight(const uint8_t* codes, int64_t rows, int64_t cols, float scale);
 // A tl3 ternary matrix (kernels/ternary_lut_layout.h) over `blocks`; its row

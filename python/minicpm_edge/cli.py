@@ -83,7 +83,8 @@ def cmd_convert(a) -> int:
     from .convert import convert
     out = convert(a.source, a.output, out_type=a.type, output_tensor_type=a.output_tensor_type,
                   progress=not a.quiet, method=a.method, calib=a.calib, calib_windows=a.calib_windows,
-                  calib_ctx=a.calib_ctx, n_threads=a.threads, target_size=a.target_size, bpw=a.bpw)
+                  calib_ctx=a.calib_ctx, n_threads=a.threads, target_size=a.target_size, bpw=a.bpw,
+                  alpha=a.alpha)
     print(f"wrote {out} ({Path(out).stat().st_size / 2**20:.1f} MiB)", file=sys.stderr)
     if a.target_size is not None or a.bpw is not None:
         from .convert.budget import describe
@@ -227,14 +228,19 @@ def build_parser() -> argparse.ArgumentParser:
                    help="tensor type of the matrices (default f16): f32, f16, bf16, q8_0, q4_0, q4_1, or the "
                         "low-bit w{b}g{G} (asymmetric) / w{b}g{G}s (symmetric) with b = 1..4 bits and groups of "
                         "G = 32, 64 or 128 inputs, e.g. w2g64 (RTN; decoder-layer matrices only, the rest q8_0; "
-                        "read by this runtime's table-lookup kernels, not by llama.cpp)")
+                        "read by this runtime's table-lookup kernels, not by llama.cpp); or w8a8, int8 weights "
+                        "per output channel run with int8 activations per token (with --method smoothquant)")
     v.add_argument("--output-tensor-type", default=None, type=_out_type, metavar="TYPE",
                    help="type of the LM head (output.weight, or token_embd.weight when the head is tied to "
                         "it), any TYPE above; default: as --type, q8_0 for the low-bit types")
-    v.add_argument("--method", default="rtn", choices=("rtn", "gptq", "awq", "awq-gptq"),
+    v.add_argument("--method", default="rtn", choices=("rtn", "gptq", "awq", "awq-gptq", "smoothquant"),
                    help="how low-bit matrices are quantized (default rtn): rtn rounds each group to nearest; "
                         "gptq minimizes each layer's output error on calibration text; awq scales loud input "
-                        "channels up before rounding; awq-gptq does both (the last three need --calib)")
+                        "channels up before rounding; awq-gptq does both; smoothquant (--type w8a8) moves the "
+                        "activations' outlier channels into the weights (all but rtn need --calib)")
+    v.add_argument("--alpha", default="0.5", metavar="A",
+                   help="SmoothQuant's migration strength in [0, 1] (default 0.5), or 'search' to choose it per "
+                        "layer and input by the W8A8 output error on calibration tokens")
     budget = v.add_mutually_exclusive_group()
     budget.add_argument("--target-size", metavar="SIZE", default=None,
                         help="mixed precision: the file size to fit (e.g. 88MiB, 90MB, 1.5G); each decoder-layer "

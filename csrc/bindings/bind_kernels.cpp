@@ -276,7 +276,7 @@ py::array_t<float> w8a8_matmul(const py::object& weights, FloatArray scales, int
   if (n_bytes != size_t(rows) * size_t(cols)) throw ArgumentError("weights size does not match rows x cols");
   std::vector<float> sbuf(scales.data(), scales.data() + rows);
   ModelWeights owner;
-  owner.output = w8a8_weight(reinterpret_cast<const int8_t*>(wbuf.data()), sbuf.data(), rows, cols);
+  owner.output = w8a8_weight(reinterpret_cast<const int8_t*>(wbuf.data()), sbuf.data(), rows, cols, "weights");
   pack_weights(owner, nullptr);
   return run_matmul(owner.output, x, n_tok, int8, n_threads, isa);
 }

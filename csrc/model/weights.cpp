@@ -218,9 +218,7 @@ Weight as_w8a8_matrix(const gguf::GgufFile& f, const gguf::TensorInfo& t, const 
   for (int64_t r = 0; r < rows; ++r)
     if (!std::isfinite(scales[r]) || scales[r] < 0.0f)
       throw FormatError("GGUF: tensor '" + s.name + "' must hold finite, non-negative scales");
-  if (std::memchr(t.data, 0x80, size_t(t.nbytes)) != nullptr)
-    throw FormatError("GGUF: W8A8 tensor '" + t.name + "' holds -128; weights must be in [-127, 127]");
-  return w8a8_weight(reinterpret_cast<const int8_t*>(t.data), scales, rows, cols);
+  return w8a8_weight(reinterpret_cast<const int8_t*>(t.data), scales, rows, cols, t.name);
 }
 
 Weight as_matrix(const gguf::TensorInfo& t, int64_t rows, int64_t cols) {
@@ -273,9 +271,9 @@ Weight ternary_lut_weight(const uint8_t* blocks, int64_t rows, int64_t cols, flo
   return w;
 }
 
-Weight w8a8_weight(const int8_t* data, const float* scales, int64_t rows, int64_t cols) {
+Weight w8a8_weight(const int8_t* data, const float* scales, int64_t rows, int64_t cols, const std::string& name) {
   if (std::memchr(data, 0x80, size_t(rows) * size_t(cols)) != nullptr)
-    throw FormatError("W8A8 weights must be in [-127, 127], found -128");
+    throw FormatError("W8A8 tensor '" + name + "' holds -128; weights must be in [-127, 127]");
   Weight w;
   w.type = GgmlType::I8;
   w.rows = rows;

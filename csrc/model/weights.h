@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "core/thread_pool.h"
@@ -96,8 +97,9 @@ Weight ternary_lut_weight(const uint8_t* blocks, int64_t rows, int64_t cols, flo
                           std::vector<AlignedBuffer>& storage);
 
 // A W8A8 matrix over int8 rows (rows x cols) and one f32 scale per row.
-// Throws FormatError for a weight of -128 (the format is symmetric).
-Weight w8a8_weight(const int8_t* data, const float* scales, int64_t rows, int64_t cols);
+// Throws FormatError, naming the tensor, for a weight of -128 (the format is
+// symmetric).
+Weight w8a8_weight(const int8_t* data, const float* scales, int64_t rows, int64_t cols, const std::string& name);
 
 // Row r of an embedding table (a ggml type, or low-bit codes) as f32.
 void embedding_row(const Weight& w, int64_t r, float* out);

@@ -119,10 +119,11 @@ def cmd_perplexity(a) -> int:
 
 LOWBIT_KEY = "minicpm_edge.lowbit."   # docs/FORMAT.md: one [bits, group, has_min] descriptor per matrix
 TERNARY_KEY = "minicpm_edge.ternary."  # docs/FORMAT.md: one [layout] descriptor per ternary matrix
+W8A8_KEY = "minicpm_edge.w8a8."        # docs/FORMAT.md: one [8, 8] descriptor per W8A8 matrix
 
 
 def descriptor_matrix(key: str, value) -> tuple[str, str] | None:
-    """(matrix name, type name: "w2g64", "w4g128s", "t2", "tl3") of one project-format descriptor key."""
+    """(matrix name, type name: "w2g64", "w4g128s", "t2", "tl3", "w8a8") of one project-format descriptor key."""
     if key.startswith(LOWBIT_KEY) and isinstance(value, list) and len(value) == 3:
         bits, group, has_min = (int(x) for x in value)
         return key[len(LOWBIT_KEY):], f"w{bits}g{group}" + ("" if has_min else "s")
@@ -130,6 +131,8 @@ def descriptor_matrix(key: str, value) -> tuple[str, str] | None:
         return key[len(TERNARY_KEY):], "t2"
     if key.startswith(TERNARY_KEY) and isinstance(value, list) and len(value) == 3 and value[0] == 3:
         return key[len(TERNARY_KEY):], "tl3"
+    if key.startswith(W8A8_KEY) and value == [8, 8]:
+        return key[len(W8A8_KEY):], "w8a8"
     return None
 
 
@@ -165,7 +168,7 @@ def cmd_info(a) -> int:
         if descriptor_matrix(k, v) is not None and not a.tensors:
             if not summarized:   # one line for all descriptors; --tensors shows each
                 counts = Counter(lowbit.values()).most_common()
-                prefixes = [p + "*" for p in (LOWBIT_KEY, TERNARY_KEY) if any(m.startswith(p) for m in f.metadata)]
+                prefixes = [p + "*" for p in (LOWBIT_KEY, TERNARY_KEY, W8A8_KEY) if any(m.startswith(p) for m in f.metadata)]
                 print(f"  {' / '.join(prefixes)} = {len(lowbit)} matrices: "
                       f"{', '.join(f'{n} {t}' for t, n in counts)}")
                 summarized = True
@@ -238,9 +241,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "gptq minimizes each layer's output error on calibration text; awq scales loud input "
                         "channels up before rounding; awq-gptq does both; smoothquant (--type w8a8) moves the "
                         "activations' outlier channels into the weights (all but rtn need --calib)")
-    v.add_argument("--alpha", default="0.5", metavar="A",
-                   help="SmoothQuant's migration strength in [0, 1] (default 0.5), or 'search' to choose it per "
-                        "layer and input by the W8A8 output error on calibration tokens")
+    v.add_argument("--alpha", default="search", metavar="A",
+                   help="SmoothQuant's migration strength: 'search' (default) chooses it per layer and input by "
+                        "the W8A8 output error on calibration tokens; a number in [0, 1] fixes it (the paper's "
+                        "0.5)")
     budget = v.add_mutually_exclusive_group()
     budget.add_argument("--target-size", metavar="SIZE", default=None,
                         help="mixed precision: the file size to fit (e.g. 88MiB, 90MB, 1.5G); each decoder-layer "

@@ -51,7 +51,7 @@ def convert(src: str | Path, out: str | Path, out_type: str = "f16", progress: b
             output_tensor_type: str | None = None, method: str = "rtn", calib: str | Path | None = None,
             calib_windows: int | None = None, calib_ctx: int | None = None,
             n_threads: int | None = None, calibration=None, target_size: str | int | None = None,
-            bpw: float | None = None, alpha: float | str = 0.5) -> Path:
+            bpw: float | None = None, alpha: float | str = "search") -> Path:
     """Convert ``src`` to a GGUF file and return its path.
 
     src:      Hugging Face checkpoint directory, or a .gguf file to re-type.
@@ -80,8 +80,9 @@ def convert(src: str | Path, out: str | Path, out_type: str = "f16", progress: b
               output error (budget.py); ``out_type`` must then be a low-bit type, which
               the other matrices' policy follows. With rtn, ``calib`` (optional) weighs
               the errors by the calibration activations.
-    alpha:    SmoothQuant's migration strength (method "smoothquant", type "w8a8"), in
-              [0, 1], or "search" (chosen per layer and input site on calibration tokens).
+    alpha:    SmoothQuant's migration strength (method "smoothquant", type "w8a8"): "search"
+              (the default: chosen per layer and input site by the W8A8 output error on
+              calibration tokens) or a number in [0, 1] for every site (the paper's 0.5).
 
     Raises a ConvertError (a ValueError) subclass for bad input.
     """
@@ -162,7 +163,8 @@ def _convert_smoothquant(src: Path, out: Path, kind: OutType, calib, windows, ct
             raise ConvertError("SmoothQuant folds its scales into the norm or projection before each matrix; "
                                "BitNet's sub-norms sit in between: convert BitNet to t2 / tl3")
         stats = smoothquant.capture(float_src, text, n_windows=windows or calibrate.DEFAULT_WINDOWS,
-                                    ctx=ctx or calibrate.DEFAULT_CTX, n_threads=n_threads, progress=progress)
+                                    ctx=ctx or calibrate.DEFAULT_CTX, n_threads=n_threads, progress=progress,
+                                    sample_tokens=smoothquant.SAMPLE_TOKENS if alpha == "search" else 0)
         n_head, n_head_kv = _head_counts(float_src)
         smoothing = smoothquant.SmoothQuant(stats, float_tensors(float_src), n_head, n_head_kv, alpha)
         try:

@@ -76,6 +76,8 @@ def quantizer(method: str, calibration, load=None, t: LowBitType | None = None):
         raise ConvertError(f"method {method} needs calibration data (--calib FILE)")
     if method == "gptq":
         return Calibrated(calibration), None
+    if method == "smoothquant":   # not a low-bit quantizer: convert() runs it (smoothquant.py)
+        raise ConvertError("smoothquant makes W8A8 files (--type w8a8); it does not quantize low-bit types")
     from .awq import AWQ
     scales = AWQ(calibration, load, t)
     return Calibrated(calibration, gptq=method == "awq-gptq", awq=scales), scales

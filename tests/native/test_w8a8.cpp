@@ -115,7 +115,7 @@ TEST_CASE("w8a8 layout: packing puts each weight where the layout says, decoding
       }
     INFO("K=", K);
     CHECK(ok);
-    std::vector<float> row(size_t(K));
+    std::vector<float> row(static_cast<size_t>(K));
     w8a8_decode_row(p.groups.data(), 3, 0, K, 0.25f, row.data());
     for (int64_t k = 0; k < K; ++k) CHECK(row[size_t(k)] == float(w[size_t(3 * K + k)]) * 0.25f);
   }

@@ -60,14 +60,16 @@ def convert(src: str | Path, out: str | Path, out_type: str = "f16", progress: b
               low-bit type w{b}g{G} / w{b}g{G}s (b = 1..4 bits, groups of G = 32/64/128
               inputs, asymmetric / symmetric) for the decoder-layer matrices, the
               other matrices then being q8_0 -- see docs/FORMAT.md; or t2, ternary
-              matrices (BitNet b1.58) with q8_0 for the others.
+              matrices (BitNet b1.58) with q8_0 for the others; or w8a8, int8 weights per
+              output row for int8 per-token activations (with method "smoothquant").
     progress: show progress bars.
     output_tensor_type: type of the LM head (output.weight, or token_embd.weight when
               the head is tied to it), any ``out_type`` name; None keeps the policy's
               choice (``out_type``; q8_0 for the low-bit types).
     method:   how low-bit matrices are quantized: "rtn" (round to nearest), or with
               calibration (``calib``): "gptq", "awq" (activation-aware scales folded into
-              the norms, weighted group search) or "awq-gptq" (both). The ggml types are
+              the norms, weighted group search) or "awq-gptq" (both); for w8a8,
+              "smoothquant" (smoothquant.py) or "rtn" (no smoothing). The ggml types are
               always encoded as llama.cpp does.
     calib:    calibration text file of the calibrated methods; the model runs ``calib_windows``
               windows (default 128) of ``calib_ctx`` tokens (default 512) of it, or

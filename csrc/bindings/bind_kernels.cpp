@@ -260,6 +260,27 @@ py::array_t<float> ternary_matmul(const py::object& codes, float scale, int64_t 
   return run_matmul(w, x, n_tok, int8, n_threads, isa);
 }
 
+// y = x W^T for a W8A8 matrix (docs/FORMAT.md "W8A8": int8 rows and one f32
+// scale per row), packed and multiplied by the model's driver: int8 per-token
+// activations (int8=True) or weights decoded to f32.
+py::array_t<float> w8a8_matmul(const py::object& weights, FloatArray scales, int64_t rows, FloatArray x, bool int8,
+                               int n_threads, const py::object& isa) {
+  if (x.ndim() != 2) throw ArgumentError("x must be a 2-D float32 array [n_tokens, cols]");
+  const int64_t n_tok = x.shape(0), cols = x.shape(1);
+  if (rows < 1 || cols < 1 || cols > kW8A8MaxCols)
+    throw ArgumentError("rows >= 1 and 1 <= cols <= " + std::to_string(kW8A8MaxCols) + " required");
+  if (n_threads < 1 || n_threads > 64) throw ArgumentError("n_threads must be between 1 and 64");
+  if (scales.ndim() != 1 || scales.shape(0) != rows) throw ArgumentError("scales must be 1-D with one value per row");
+  size_t n_bytes = 0;
+  std::vector<float> wbuf = copy_bytes(weights, &n_bytes);
+  if (n_bytes != size_t(rows) * size_t(cols)) throw ArgumentError("weights size does not match rows x cols");
+  std::vector<float> sbuf(scales.data(), scales.data() + rows);
+  ModelWeights owner;
+  owner.output = w8a8_weight(reinterpret_cast<const int8_t*>(wbuf.data()), sbuf.data(), rows, cols, "weights");
+  pack_weights(owner, nullptr);
+  return run_matmul(owner.output, x, n_tok, int8, n_threads, isa);
+}
+
 void check_same_size(const FloatArray& a, const FloatArray& b) {
   if (a.ndim() != 1 || b.ndim() != 1 || a.size() != b.size()) {
     throw ArgumentError("expected two 1-D float32 arrays of equal length, got sizes " +
@@ -301,6 +322,10 @@ void register_kernels(py::module_& m) {
         py::arg("int8") = true, py::arg("n_threads") = 1, py::arg("isa") = py::none(), py::arg("layout") = "t2",
         "y[n_tok, rows] = x . W^T for a ternary matrix (layout 't2' codes or 'tl3' blocks) in the file layout "
         "(docs/FORMAT.md): int8 per-token activations and integer dots (int8=True), or weights decoded to f32.");
+  m.def("w8a8_matmul", &w8a8_matmul, py::arg("weights"), py::arg("scales"), py::arg("rows"), py::arg("x"),
+        py::arg("int8") = true, py::arg("n_threads") = 1, py::arg("isa") = py::none(),
+        "y[n_tok, rows] = x . W^T for a W8A8 matrix (int8 weights as bytes or uint8 [rows * cols], f32 scale per "
+        "row; docs/FORMAT.md): int8 per-token activations and integer dots (int8=True), or weights decoded to f32.");
   m.def("set_lowbit_gemm", [](const std::string& path) {
     if (path == "auto") set_lowbit_gemm(LowBitGemm::Auto);
     else if (path == "lut") set_lowbit_gemm(LowBitGemm::Lut);

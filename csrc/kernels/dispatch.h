@@ -11,6 +11,7 @@
 #include "kernels/ref/ref_kernels.h"
 #include "kernels/ternary_layout.h"
 #include "kernels/ternary_lut_layout.h"
+#include "kernels/w8a8_layout.h"
 #include "quant/ggml_types.h"
 
 namespace mce {
@@ -119,6 +120,16 @@ using TernaryLutDotsFn = void (*)(int64_t K, const uint8_t* w, int64_t n_blocks,
                                   const uint8_t* tables, size_t table_stride, int n_tok, int32_t* out,
                                   int64_t out_stride);
 
+// W8A8 (kernels/w8a8_layout.h; SmoothQuant): n_groups groups of 16 rows
+// (group g at w + g * w8a8_group_bytes(K)) against n_tok int8 activation
+// rows (token t at act + t * act_stride: w8a8_padded_cols(K) bytes, zero past
+// K; sums[t] the sum of its bytes):
+//   out[t * out_stride + 16 g + i] = sum_k w_{16g+i,k} a_{t,k}  (w = q - 128),
+// rows past the matrix included. Exact int32 on every level for K <=
+// kW8A8MaxCols and weights in [-127, 127] (the loader's checks).
+using W8A8DotsFn = void (*)(int64_t K, const uint8_t* w, int64_t n_groups, const int8_t* act, size_t act_stride,
+                            const int32_t* sums, int n_tok, int32_t* out, int64_t out_stride);
+
 struct WeightKernel {
   GgmlType act_type = GgmlType::F32;   // F32, Q8_0, Q8_1 or Q8_K
   VecDotFn vec_dot = nullptr;          // nullptr: type not supported for matmul
@@ -149,6 +160,8 @@ struct KernelTable {
   TernaryDotsFn ternary_dots = nullptr;
   TernaryLutBuildFn ternary_lut_build = nullptr;
   TernaryLutDotsFn ternary_lut_dots = nullptr;
+  // W8A8; always set (scalar fallback). Its activations are ternary_quantize's.
+  W8A8DotsFn w8a8_dots = nullptr;
 };
 
 // The kernels one ISA level provides. make_kernel_table() turns a set into a
@@ -176,6 +189,7 @@ struct KernelSet {
   TernaryDotsFn ternary_dots = nullptr;          // nullptr: scalar
   TernaryLutBuildFn ternary_lut_build = nullptr;  // nullptr: scalar
   TernaryLutDotsFn ternary_lut_dots = nullptr;    // nullptr: scalar
+  W8A8DotsFn w8a8_dots = nullptr;                 // nullptr: scalar
 };
 
 constexpr KernelTable make_kernel_table(Isa isa, const KernelSet& k) {
@@ -220,6 +234,7 @@ constexpr KernelTable make_kernel_table(Isa isa, const KernelSet& k) {
   t.ternary_dots = k.ternary_dots ? k.ternary_dots : ref::ternary_dots;
   t.ternary_lut_build = k.ternary_lut_build ? k.ternary_lut_build : ref::ternary_lut_build;
   t.ternary_lut_dots = k.ternary_lut_dots ? k.ternary_lut_dots : ref::ternary_lut_dots;
+  t.w8a8_dots = k.w8a8_dots ? k.w8a8_dots : ref::w8a8_dots;
   return t;
 }
 

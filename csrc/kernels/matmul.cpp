@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "kernels/dispatch.h"
+#include "kernels/w8a8_matmul.h"
 #include "quant/blocks.h"
 #include "quant/ggml_types.h"
 
@@ -69,6 +70,11 @@ void guided_runs(const int64_t* items, int n, int threads, std::vector<Run>& run
 
 // Columns [k0, k1) of row r decoded to f32 (k0, k1 on block boundaries).
 void decode_row_slice(const KernelTable& kt, const Weight& w, int64_t r, int64_t k0, int64_t k1, float* out) {
+  if (w.w8a8_scale) {
+    w8a8_decode_row(w.w8a8_groups + size_t(r / kW8A8Rows) * w8a8_group_bytes(w.cols), int(r % kW8A8Rows), k0, k1,
+                    w.w8a8_scale[r], out);
+    return;
+  }
   if (w.ternary.kind == kTernaryTL3) {
     tl3_decode_row(w.data, w.cols, r, k0, k1, w.ternary.scale, out);
     return;
@@ -508,6 +514,11 @@ void matmul(const Weight& w, const float* x, int64_t n_tok, float* y, ThreadPool
     matmul_ternary(&target, 1, x, n_tok, pool, act_buf);
     return;
   }
+  if (w.w8a8_scale && precision == ActivationPrecision::Int8) {
+    const MatmulTarget target{&w, y, y_stride};
+    matmul_w8a8(&target, 1, x, n_tok, pool, act_buf);
+    return;
+  }
   if (w.lowbit.bits > 0 && precision == ActivationPrecision::Int8) {
     const MatmulTarget target{&w, y, y_stride};
     matmul_lowbit(&target, 1, x, n_tok, pool, act_buf);
@@ -564,6 +575,13 @@ void matmul_multi(const MatmulTarget* targets, int n, const float* x, int64_t n_
     ternary = targets[i].w->ternary.kind > 0 && targets[i].w->cols == targets[0].w->cols;
   if (ternary) {
     matmul_ternary(targets, n, x, n_tok, pool, act_buf);
+    return;
+  }
+  bool w8a8 = precision == ActivationPrecision::Int8 && n <= kMaxMatmulTargets;
+  for (int i = 0; i < n && w8a8; ++i)
+    w8a8 = targets[i].w->w8a8_scale != nullptr && targets[i].w->cols == targets[0].w->cols;
+  if (w8a8) {
+    matmul_w8a8(targets, n, x, n_tok, pool, act_buf);
     return;
   }
   bool lut = precision == ActivationPrecision::Int8 && n <= kMaxMatmulTargets;

@@ -190,6 +190,34 @@ Weight as_tq_matrix(const gguf::GgufFile& f, const gguf::TensorInfo& t, int64_t 
   return ternary_weight(codes, rows, cols, scale);
 }
 
+// A W8A8 matrix (docs/FORMAT.md "W8A8"): `t` holds the weights as I8
+// ([cols, rows]), described by minicpm_edge.w8a8.<name> = [8, 8], with
+// <name>.scale, one F32 per row.
+Weight as_w8a8_matrix(const gguf::GgufFile& f, const gguf::TensorInfo& t, const gguf::Value& desc, int64_t rows,
+                      int64_t cols) {
+  const std::string key = "minicpm_edge.w8a8." + t.name;
+  if (!desc.is_array() || desc.array_size() != 2 || desc.arr_u.size() != 2)
+    throw FormatError("GGUF: '" + key + "' must be an array of 2 unsigned integers [8, 8]");
+  if (desc.arr_u[0] != 8 || desc.arr_u[1] != 8)
+    throw UnsupportedError("tensor '" + t.name + "': W8A8 descriptor [" + std::to_string(desc.arr_u[0]) + ", " +
+                           std::to_string(desc.arr_u[1]) + "] is not supported (weight and activation bits: [8, 8])");
+  if (t.type != GgmlType::I8 || t.n_dims != 2 || t.ne[0] != cols || t.ne[1] != rows)
+    throw FormatError("GGUF: W8A8 tensor '" + t.name + "' must be I8 of shape [" + std::to_string(cols) + ", " +
+                      std::to_string(rows) + "], found " + type_geometry(uint32_t(t.type)).name + " " + shape_str(t));
+  if (cols > kW8A8MaxCols)
+    throw UnsupportedError("tensor '" + t.name + "': W8A8 rows of " + std::to_string(cols) +
+                           " inputs are not supported (at most " + std::to_string(kW8A8MaxCols) + ")");
+  const gguf::TensorInfo& s = require(f, t.name + ".scale");
+  if (s.type != GgmlType::F32 || s.n_dims != 1 || s.ne[0] != rows)
+    throw FormatError("GGUF: tensor '" + s.name + "' must be F32 of shape [" + std::to_string(rows) + "], found " +
+                      type_geometry(uint32_t(s.type)).name + " " + shape_str(s));
+  const float* scales = reinterpret_cast<const float*>(s.data);
+  for (int64_t r = 0; r < rows; ++r)
+    if (!std::isfinite(scales[r]) || scales[r] < 0.0f)
+      throw FormatError("GGUF: tensor '" + s.name + "' must hold finite, non-negative scales");
+  return w8a8_weight(reinterpret_cast<const int8_t*>(t.data), scales, rows, cols, t.name);
+}
+
 Weight as_matrix(const gguf::TensorInfo& t, int64_t rows, int64_t cols) {
   check_matrix_shape(t, rows, cols);
   const uint32_t id = static_cast<uint32_t>(t.type);
@@ -240,6 +268,19 @@ Weight ternary_lut_weight(const uint8_t* blocks, int64_t rows, int64_t cols, flo
   return w;
 }
 
+Weight w8a8_weight(const int8_t* data, const float* scales, int64_t rows, int64_t cols, const std::string& name) {
+  if (std::memchr(data, 0x80, size_t(rows) * size_t(cols)) != nullptr)
+    throw FormatError("W8A8 tensor '" + name + "' holds -128; weights must be in [-127, 127]");
+  Weight w;
+  w.type = GgmlType::I8;
+  w.rows = rows;
+  w.cols = cols;
+  w.row_bytes = size_t(cols);
+  w.data = reinterpret_cast<const uint8_t*>(data);
+  w.w8a8_scale = scales;
+  return w;
+}
+
 Weight ternary_weight(const uint8_t* codes, int64_t rows, int64_t cols, float scale) {
   Weight w;
   w.type = GgmlType::I8;
@@ -260,6 +301,11 @@ void embedding_row(const Weight& w, int64_t r, float* out) {
     ternary_decode_row(w.row(r), w.cols, w.ternary.scale, out);
     return;
   }
+  if (w.w8a8_scale) {
+    const int8_t* row = reinterpret_cast<const int8_t*>(w.row(r));
+    for (int64_t k = 0; k < w.cols; ++k) out[k] = float(row[k]) * w.w8a8_scale[r];
+    return;
+  }
   if (w.lowbit.bits > 0) {
     const int64_t per_row = w.cols / w.lowbit.group;
     lowbit_dequantize_row(w.lowbit, w.cols, w.row(r), w.lowbit_scale + r * per_row,
@@ -278,8 +324,10 @@ ModelWeights bind_weights(const gguf::GgufFile& f, const ModelConfig& c) {
     if (t.type == GgmlType::TQ1_0 || t.type == GgmlType::TQ2_0) return as_tq_matrix(f, t, rows, cols, arena);
     const gguf::Value* lowbit = f.find("minicpm_edge.lowbit." + t.name);
     const gguf::Value* ternary = f.find("minicpm_edge.ternary." + t.name);
-    if (lowbit && ternary)
-      throw FormatError("GGUF: tensor '" + t.name + "' has both a low-bit and a ternary descriptor");
+    const gguf::Value* w8a8 = f.find("minicpm_edge.w8a8." + t.name);
+    if ((lowbit != nullptr) + (ternary != nullptr) + (w8a8 != nullptr) > 1)
+      throw FormatError("GGUF: tensor '" + t.name + "' has more than one descriptor (low-bit, ternary, W8A8)");
+    if (w8a8) return as_w8a8_matrix(f, t, *w8a8, rows, cols);
     if (lowbit) return as_lowbit_matrix(f, t, *lowbit, rows, cols);
     if (ternary) return as_ternary_matrix(f, t, *ternary, rows, cols, arena, w.packed_storage);
     return as_matrix(t, rows, cols);
@@ -331,8 +379,29 @@ ModelWeights bind_weights(const gguf::GgufFile& f, const ModelConfig& c) {
 }
 
 
+// A W8A8 matrix's rows into the kernels' groups (kernels/w8a8_layout.h).
+void pack_w8a8(Weight& m, const gguf::GgufFile* file, ThreadPool* pool, std::vector<AlignedBuffer>& storage) {
+  const int64_t groups = w8a8_groups(m.rows);
+  const size_t gb = w8a8_group_bytes(m.cols);
+  AlignedBuffer buf = weight_buffer(gb * size_t(groups));
+  auto pack_one = [&](int64_t g, int) {
+    const int64_t r0 = g * kW8A8Rows;
+    w8a8_pack_group(reinterpret_cast<const int8_t*>(m.row(r0)), m.row_bytes,
+                    int(std::min<int64_t>(kW8A8Rows, m.rows - r0)), m.cols, buf.get() + size_t(g) * gb);
+  };
+  if (pool != nullptr) pool->parallel_for(groups, pack_one);
+  else for (int64_t g = 0; g < groups; ++g) pack_one(g, 0);
+  m.w8a8_groups = buf.get();
+  storage.push_back(std::move(buf));
+  if (file) file->drop_pages(m.data, size_t(m.rows) * m.row_bytes);
+}
+
 void pack_weight(Weight& m, const gguf::GgufFile* file, ThreadPool* pool, std::vector<AlignedBuffer>& storage) {
   if (m.ternary.kind > 0) return;  // used in place (kernels/ternary_layout.h)
+  if (m.w8a8_scale) {
+    if (!m.w8a8_groups) pack_w8a8(m, file, pool, storage);
+    return;
+  }
   const bool lowbit = m.lowbit.bits > 0;
   const PackedKind kind = lowbit ? PackedKind::LutTile : packed_kind_for(m.type);
   const int group_rows = packed_group_rows(kind);

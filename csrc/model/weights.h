@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "core/thread_pool.h"
@@ -12,6 +13,7 @@
 #include "kernels/lut_layout.h"
 #include "kernels/packed_layout.h"
 #include "kernels/ternary_layout.h"
+#include "kernels/w8a8_layout.h"
 #include "model/config.h"
 
 namespace mce {
@@ -48,6 +50,12 @@ struct Weight {
   // rows included).
   TernaryFormat ternary{};
   const int32_t* ternary_bias = nullptr;
+
+  // W8A8 (docs/FORMAT.md "W8A8"; w8a8_scale != nullptr): `data` holds the
+  // int8 rows (row_bytes = K), w8a8_scale one f32 per row; w8a8_groups the
+  // rows in the kernels' groups of 16 (kernels/w8a8_layout.h), packed at load.
+  const float* w8a8_scale = nullptr;
+  const uint8_t* w8a8_groups = nullptr;
 
   const uint8_t* row(int64_t r) const { return data + static_cast<size_t>(r) * row_bytes; }
   const uint8_t* group(int64_t g) const { return packed + static_cast<size_t>(g) * packed_group_bytes; }
@@ -93,6 +101,11 @@ Weight ternary_weight(const uint8_t* codes, int64_t rows, int64_t cols, float sc
 // bias goes into a new buffer of `storage`.
 Weight ternary_lut_weight(const uint8_t* blocks, int64_t rows, int64_t cols, float scale,
                           std::vector<AlignedBuffer>& storage);
+
+// A W8A8 matrix over int8 rows (rows x cols) and one f32 scale per row.
+// Throws FormatError, naming the tensor, for a weight of -128 (the format is
+// symmetric).
+Weight w8a8_weight(const int8_t* data, const float* scales, int64_t rows, int64_t cols, const std::string& name);
 
 // Row r of an embedding table (a ggml type, or low-bit codes) as f32.
 void embedding_row(const Weight& w, int64_t r, float* out);

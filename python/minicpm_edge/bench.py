@@ -52,6 +52,7 @@ def _tensor_elements(shape: Iterable[int]) -> int:
 
 LOWBIT_KEY = "minicpm_edge.lowbit."   # docs/FORMAT.md: [bits, group, has_min] per low-bit matrix
 TERNARY_KEY = "minicpm_edge.ternary."  # docs/FORMAT.md: [2] per t2 matrix, [3, rows, cols] per tl3 one
+W8A8_KEY = "minicpm_edge.w8a8."        # docs/FORMAT.md: [8, 8] per W8A8 matrix (I8 weights + F32 row scales)
 
 
 def count_params(md: dict, tensors: Sequence[dict]) -> int:
@@ -65,6 +66,7 @@ def count_params(md: dict, tensors: Sequence[dict]) -> int:
     held = {t["name"]: _tensor_elements(t["shape"]) * 8 // lowbit[t["name"]] for t in tensors if t["name"] in lowbit}
     held.update({k[len(TERNARY_KEY):]: int(v[1]) * int(v[2]) for k, v in md.items()
                  if k.startswith(TERNARY_KEY) and isinstance(v, list) and len(v) == 3 and v[0] == 3})  # tl3
+    held.update({t["name"]: _tensor_elements(t["shape"]) for t in tensors if W8A8_KEY + t["name"] in md})
     n = 0
     for t in tensors:
         name = t["name"]

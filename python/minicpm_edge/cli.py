@@ -83,7 +83,8 @@ def cmd_convert(a) -> int:
     from .convert import convert
     out = convert(a.source, a.output, out_type=a.type, output_tensor_type=a.output_tensor_type,
                   progress=not a.quiet, method=a.method, calib=a.calib, calib_windows=a.calib_windows,
-                  calib_ctx=a.calib_ctx, n_threads=a.threads, target_size=a.target_size, bpw=a.bpw)
+                  calib_ctx=a.calib_ctx, n_threads=a.threads, target_size=a.target_size, bpw=a.bpw,
+                  alpha=a.alpha)
     print(f"wrote {out} ({Path(out).stat().st_size / 2**20:.1f} MiB)", file=sys.stderr)
     if a.target_size is not None or a.bpw is not None:
         from .convert.budget import describe
@@ -118,10 +119,11 @@ def cmd_perplexity(a) -> int:
 
 LOWBIT_KEY = "minicpm_edge.lowbit."   # docs/FORMAT.md: one [bits, group, has_min] descriptor per matrix
 TERNARY_KEY = "minicpm_edge.ternary."  # docs/FORMAT.md: one [layout] descriptor per ternary matrix
+W8A8_KEY = "minicpm_edge.w8a8."        # docs/FORMAT.md: one [8, 8] descriptor per W8A8 matrix
 
 
 def descriptor_matrix(key: str, value) -> tuple[str, str] | None:
-    """(matrix name, type name: "w2g64", "w4g128s", "t2", "tl3") of one project-format descriptor key."""
+    """(matrix name, type name: "w2g64", "w4g128s", "t2", "tl3", "w8a8") of one project-format descriptor key."""
     if key.startswith(LOWBIT_KEY) and isinstance(value, list) and len(value) == 3:
         bits, group, has_min = (int(x) for x in value)
         return key[len(LOWBIT_KEY):], f"w{bits}g{group}" + ("" if has_min else "s")
@@ -129,6 +131,8 @@ def descriptor_matrix(key: str, value) -> tuple[str, str] | None:
         return key[len(TERNARY_KEY):], "t2"
     if key.startswith(TERNARY_KEY) and isinstance(value, list) and len(value) == 3 and value[0] == 3:
         return key[len(TERNARY_KEY):], "tl3"
+    if key.startswith(W8A8_KEY) and value == [8, 8]:
+        return key[len(W8A8_KEY):], "w8a8"
     return None
 
 
@@ -164,7 +168,7 @@ def cmd_info(a) -> int:
         if descriptor_matrix(k, v) is not None and not a.tensors:
             if not summarized:   # one line for all descriptors; --tensors shows each
                 counts = Counter(lowbit.values()).most_common()
-                prefixes = [p + "*" for p in (LOWBIT_KEY, TERNARY_KEY) if any(m.startswith(p) for m in f.metadata)]
+                prefixes = [p + "*" for p in (LOWBIT_KEY, TERNARY_KEY, W8A8_KEY) if any(m.startswith(p) for m in f.metadata)]
                 print(f"  {' / '.join(prefixes)} = {len(lowbit)} matrices: "
                       f"{', '.join(f'{n} {t}' for t, n in counts)}")
                 summarized = True
@@ -227,14 +231,20 @@ def build_parser() -> argparse.ArgumentParser:
                    help="tensor type of the matrices (default f16): f32, f16, bf16, q8_0, q4_0, q4_1, or the "
                         "low-bit w{b}g{G} (asymmetric) / w{b}g{G}s (symmetric) with b = 1..4 bits and groups of "
                         "G = 32, 64 or 128 inputs, e.g. w2g64 (RTN; decoder-layer matrices only, the rest q8_0; "
-                        "read by this runtime's table-lookup kernels, not by llama.cpp)")
+                        "read by this runtime's table-lookup kernels, not by llama.cpp); or w8a8, int8 weights "
+                        "per output channel run with int8 activations per token (with --method smoothquant)")
     v.add_argument("--output-tensor-type", default=None, type=_out_type, metavar="TYPE",
                    help="type of the LM head (output.weight, or token_embd.weight when the head is tied to "
                         "it), any TYPE above; default: as --type, q8_0 for the low-bit types")
-    v.add_argument("--method", default="rtn", choices=("rtn", "gptq", "awq", "awq-gptq"),
+    v.add_argument("--method", default="rtn", choices=("rtn", "gptq", "awq", "awq-gptq", "smoothquant"),
                    help="how low-bit matrices are quantized (default rtn): rtn rounds each group to nearest; "
                         "gptq minimizes each layer's output error on calibration text; awq scales loud input "
-                        "channels up before rounding; awq-gptq does both (the last three need --calib)")
+                        "channels up before rounding; awq-gptq does both; smoothquant (--type w8a8) moves the "
+                        "activations' outlier channels into the weights (all but rtn need --calib)")
+    v.add_argument("--alpha", default="search", metavar="A",
+                   help="SmoothQuant's migration strength: 'search' (default) chooses it per layer and input by "
+                        "the W8A8 output error on calibration tokens; a number in [0, 1] fixes it (the paper's "
+                        "0.5)")
     budget = v.add_mutually_exclusive_group()
     budget.add_argument("--target-size", metavar="SIZE", default=None,
                         help="mixed precision: the file size to fit (e.g. 88MiB, 90MB, 1.5G); each decoder-layer "

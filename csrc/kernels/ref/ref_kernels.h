@@ -67,4 +67,8 @@ void ternary_lut_build(const int8_t* a, int64_t K, uint8_t* tables);
 void ternary_lut_dots(int64_t K, const uint8_t* w, int64_t n_blocks, const int32_t* bias, const uint8_t* tables,
                       size_t table_stride, int n_tok, int32_t* out, int64_t out_stride);
 
+// W8A8 dots (W8A8DotsFn in kernels/dispatch.h).
+void w8a8_dots(int64_t K, const uint8_t* w, int64_t n_groups, const int8_t* act, size_t act_stride,
+               const int32_t* sums, int n_tok, int32_t* out, int64_t out_stride);
+
 }  // namespace mce::ref

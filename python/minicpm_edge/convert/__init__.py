@@ -25,6 +25,7 @@ from .errors import (CheckpointFormatError, ConfigError, ConvertError, MissingCo
 from .gguf_source import float_tensors, is_gguf, retype_gguf
 from .lowbit import LowBitType
 from .ternary import TernaryType
+from .w8a8 import W8A8Type
 from .hf_convert import ARCHITECTURES, convert_hf
 from .methods import METHODS, parse_method, quantizer
 from .quantize import OUT_TYPES, TYPE_FORMS, OutType, parse_out_type, with_head_type
@@ -42,7 +43,7 @@ SUPPORTED_ARCHITECTURES = tuple(sorted(ARCHITECTURES))
 def _default_name(src: Path, out_type: str) -> str:
     stem = src.stem if src.is_file() else src.resolve().name
     # "model.Q4_1" -> "model": don't stack type suffixes when re-typing
-    stem = re.sub(r"[.-](f32|f16|bf16|q\d_[0-9a-z_]+|w\dg\d+s?|t2|tq\d_0)$", "", stem, flags=re.IGNORECASE)
+    stem = re.sub(r"[.-](f32|f16|bf16|q\d_[0-9a-z_]+|w\dg\d+s?|w8a8|t2|tl3|tq\d_0)$", "", stem, flags=re.IGNORECASE)
     return f"{stem}-{out_type}.gguf"
 
 
@@ -50,7 +51,7 @@ def convert(src: str | Path, out: str | Path, out_type: str = "f16", progress: b
             output_tensor_type: str | None = None, method: str = "rtn", calib: str | Path | None = None,
             calib_windows: int | None = None, calib_ctx: int | None = None,
             n_threads: int | None = None, calibration=None, target_size: str | int | None = None,
-            bpw: float | None = None) -> Path:
+            bpw: float | None = None, alpha: float | str = "search") -> Path:
     """Convert ``src`` to a GGUF file and return its path.
 
     src:      Hugging Face checkpoint directory, or a .gguf file to re-type.
@@ -59,14 +60,16 @@ def convert(src: str | Path, out: str | Path, out_type: str = "f16", progress: b
               low-bit type w{b}g{G} / w{b}g{G}s (b = 1..4 bits, groups of G = 32/64/128
               inputs, asymmetric / symmetric) for the decoder-layer matrices, the
               other matrices then being q8_0 -- see docs/FORMAT.md; or t2, ternary
-              matrices (BitNet b1.58) with q8_0 for the others.
+              matrices (BitNet b1.58) with q8_0 for the others; or w8a8, int8 weights per
+              output row for int8 per-token activations (with method "smoothquant").
     progress: show progress bars.
     output_tensor_type: type of the LM head (output.weight, or token_embd.weight when
               the head is tied to it), any ``out_type`` name; None keeps the policy's
               choice (``out_type``; q8_0 for the low-bit types).
     method:   how low-bit matrices are quantized: "rtn" (round to nearest), or with
               calibration (``calib``): "gptq", "awq" (activation-aware scales folded into
-              the norms, weighted group search) or "awq-gptq" (both). The ggml types are
+              the norms, weighted group search) or "awq-gptq" (both); for w8a8,
+              "smoothquant" (smoothquant.py) or "rtn" (no smoothing). The ggml types are
               always encoded as llama.cpp does.
     calib:    calibration text file of the calibrated methods; the model runs ``calib_windows``
               windows (default 128) of ``calib_ctx`` tokens (default 512) of it, or
@@ -79,13 +82,26 @@ def convert(src: str | Path, out: str | Path, out_type: str = "f16", progress: b
               output error (budget.py); ``out_type`` must then be a low-bit type, which
               the other matrices' policy follows. With rtn, ``calib`` (optional) weighs
               the errors by the calibration activations.
+    alpha:    SmoothQuant's migration strength (method "smoothquant", type "w8a8"): "search"
+              (the default: chosen per layer and input site by the W8A8 output error on
+              calibration tokens) or a number in [0, 1] for every site (the paper's 0.5).
 
     Raises a ConvertError (a ValueError) subclass for bad input.
     """
     kind = with_head_type(parse_out_type(out_type), output_tensor_type)
     method = parse_method(method)
     limit = make_budget(target_size, bpw)
-    if kind.lowbit is not None and not isinstance(kind.lowbit, LowBitType) and (method != "rtn" or limit is not None):
+    w8a8 = isinstance(kind.lowbit, W8A8Type)
+    if (method == "smoothquant") != w8a8 and not (w8a8 and method == "rtn"):
+        raise ConvertError("--method smoothquant makes W8A8 files and --type w8a8 takes --method smoothquant "
+                           "(or rtn: per-row rounding without smoothing)")
+    if w8a8 and limit is not None:
+        raise ConvertError("a size budget (--target-size / --bpw) chooses among the low-bit types, not w8a8")
+    if w8a8 and method == "smoothquant":
+        from .smoothquant import parse_alpha
+        alpha = parse_alpha(alpha)
+    elif (kind.lowbit is not None and not isinstance(kind.lowbit, (LowBitType, W8A8Type))
+          and (method != "rtn" or limit is not None)):
         raise ConvertError(f"{kind.name} stores ternary matrices, taken as they are or ternarized by absmean "
                            "(BitNet b1.58): use --method rtn and no size budget")
     if limit is not None and kind.lowbit is None:
@@ -101,6 +117,8 @@ def convert(src: str | Path, out: str | Path, out_type: str = "f16", progress: b
     if not src.is_dir() and not is_gguf(src):
         raise CheckpointFormatError(
             f"{src}: neither a Hugging Face checkpoint directory nor a GGUF file")
+    if method == "smoothquant":
+        return _convert_smoothquant(src, out, kind, calib, calib_windows, calib_ctx, n_threads, progress, alpha)
     if method == "rtn" and limit is None:
         if calib is not None:
             raise ConvertError("--calib is only used by the calibrated methods (gptq, awq, awq-gptq)")
@@ -115,6 +133,47 @@ def _architecture(path: Path) -> str:
     from .gguf_source import open_gguf
     field = open_gguf(path).get_field("general.architecture")
     return str(field.contents()) if field is not None else ""
+
+
+def _head_counts(path: Path) -> tuple[int, int]:
+    """(query heads, KV heads) of a GGUF file."""
+    from .gguf_source import open_gguf
+    reader = open_gguf(path)
+    arch = str(reader.get_field("general.architecture").contents())
+    values = []
+    for key in (f"{arch}.attention.head_count", f"{arch}.attention.head_count_kv"):
+        field = reader.get_field(key)
+        values.append(int(field.contents()) if field is not None else 0)
+    return values[0], values[1] or values[0]
+
+
+def _convert_smoothquant(src: Path, out: Path, kind: OutType, calib, windows, ctx, n_threads, progress: bool,
+                         alpha) -> Path:
+    """SmoothQuant (smoothquant.py): the smoothing of a float GGUF of ``src`` (``src``
+    itself, or an F16 conversion of a Hugging Face checkpoint in a temporary file),
+    folded into the norms and V / up rows as the file is re-typed to W8A8."""
+    import logging
+    from . import calibrate, smoothquant
+    if calib is None:
+        raise ConvertError("method smoothquant needs a calibration text file (--calib FILE)")
+    text = calibrate.read_text(calib)
+    with tempfile.TemporaryDirectory(dir=out.parent, prefix=".calib-") as tmp:
+        float_src = src
+        if src.is_dir():
+            float_src = convert_hf(src, Path(tmp) / "float.gguf", OUT_TYPES["f16"], progress=progress)
+        if _architecture(float_src) == "bitnet":
+            raise ConvertError("SmoothQuant folds its scales into the norm or projection before each matrix; "
+                               "BitNet's sub-norms sit in between: convert BitNet to t2 / tl3")
+        stats = smoothquant.capture(float_src, text, n_windows=windows or calibrate.DEFAULT_WINDOWS,
+                                    ctx=ctx or calibrate.DEFAULT_CTX, n_threads=n_threads, progress=progress,
+                                    sample_tokens=smoothquant.SAMPLE_TOKENS if alpha == "search" else 0)
+        n_head, n_head_kv = _head_counts(float_src)
+        smoothing = smoothquant.SmoothQuant(stats, float_tensors(float_src), n_head, n_head_kv, alpha)
+        try:
+            return retype_gguf(float_src, out, kind, progress=progress, rewrite=smoothing)
+        finally:
+            logging.getLogger(__name__).info("SmoothQuant alphas: %s", smoothing.summary())
+            del smoothing
 
 
 def _convert_calibrated(src: Path, out: Path, kind: OutType, method: str, calib, windows, ctx, n_threads,

@@ -116,6 +116,15 @@ def capture(model_path: str | os.PathLike, text: str, n_windows: int = DEFAULT_W
             ) -> "LayerPasses":
     """Calibration of the model at ``model_path`` on windows of ``text``
     (calibration_windows), captured lazily in passes of layers (LayerPasses)."""
+    model, windows = open_windows(model_path, text, n_windows, ctx, n_threads)
+    return LayerPasses(model, windows, max_bytes, progress)
+
+
+def open_windows(model_path: str | os.PathLike, text: str, n_windows: int, ctx: int,
+                 n_threads: int | None = None) -> tuple:
+    """(the model at ``model_path`` with exact activations and an f32 KV cache, the
+    token windows of ``text`` it calibrates on: calibration_windows, each starting
+    with BOS when the tokenizer adds one)."""
     from ..model import Model  # the runtime; imported late so the converter loads without it
 
     model = Model(model_path, n_ctx=int(ctx), n_threads=n_threads, int8_activations=False, kv_cache_type="f32")
@@ -125,7 +134,7 @@ def capture(model_path: str | os.PathLike, text: str, n_windows: int = DEFAULT_W
     if add_bos:
         for w in windows:
             w[0] = tok.bos_id
-    return LayerPasses(model, windows, max_bytes, progress)
+    return model, windows
 
 
 class LayerPasses:

@@ -7,6 +7,8 @@
 - ``awq``: AWQ scales (awq.py) folded into the norms and up projections, then each
   group's params searched with the inputs' energies as weights (AWQ's clip search).
 - ``awq-gptq``: AWQ scales, then GPTQ on the scaled matrices.
+- ``smoothquant``: SmoothQuant's smoothing (smoothquant.py) folded into the norms and the
+  V / up rows, then the W8A8 matrices rounded per row (w8a8.py); ``--type w8a8`` only.
 """
 from __future__ import annotations
 
@@ -23,7 +25,7 @@ from .plan import rtn
 
 log = logging.getLogger(__name__)
 
-METHODS = ("rtn", "gptq", "awq", "awq-gptq")
+METHODS = ("rtn", "gptq", "awq", "awq-gptq", "smoothquant")
 
 
 def parse_method(name: str) -> str:
@@ -74,6 +76,8 @@ def quantizer(method: str, calibration, load=None, t: LowBitType | None = None):
         raise ConvertError(f"method {method} needs calibration data (--calib FILE)")
     if method == "gptq":
         return Calibrated(calibration), None
+    if method == "smoothquant":   # not a low-bit quantizer: convert() runs it (smoothquant.py)
+        raise ConvertError("smoothquant makes W8A8 files (--type w8a8); it does not quantize low-bit types")
     from .awq import AWQ
     scales = AWQ(calibration, load, t)
     return Calibrated(calibration, gptq=method == "awq-gptq", awq=scales), scales

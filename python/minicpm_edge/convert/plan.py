@@ -10,9 +10,10 @@ from typing import Callable, Iterable, Protocol, Sequence
 import numpy as np
 from gguf import GGMLQuantizationType, GGUFWriter
 
-from . import lowbit, ternary
+from . import lowbit, ternary, w8a8
 from .lowbit import LowBitType
 from .ternary import TernaryType
+from .w8a8 import W8A8Type
 from .quantize import OutType, encode
 from .writer import Planned, PlannedGroup, PlannedTensor, TensorPart
 
@@ -46,7 +47,7 @@ def plan_entry(name: str, shape: Sequence[int], choice: GGMLQuantizationType | L
     ``quantize`` makes the codes of a low-bit matrix (methods.py: RTN, GPTQ)."""
     if isinstance(choice, LowBitType):
         return lowbit_group(name, shape, choice, lambda: lowbit.pack(*quantize(name, load(), choice), choice))
-    if isinstance(choice, TernaryType):
+    if isinstance(choice, (TernaryType, W8A8Type)):
         return lowbit_group(name, shape, choice, lambda: choice.encode(load(), name))
     if choice in (GGMLQuantizationType.TQ1_0, GGMLQuantizationType.TQ2_0):
         # One scale per matrix, so that every block carries the same d (readers
@@ -64,9 +65,11 @@ def add_type_metadata(w: GGUFWriter, out_type: OutType, plan: Sequence[Planned])
     general.file_type, which has no value for them) for the low-bit and ternary types. A ggml
     file whose head alone is low-bit (--output-tensor-type) gets both."""
     matrices, ternaries = lowbit_matrices(plan), lowbit_matrices(plan, TernaryType)
+    w8a8s = lowbit_matrices(plan, W8A8Type)
     if out_type.file_type is not None:
         w.add_file_type(out_type.file_type)
-    if matrices or ternaries or isinstance(out_type.lowbit, (LowBitType, TernaryType)):
+    if matrices or ternaries or w8a8s or isinstance(out_type.lowbit, (LowBitType, TernaryType, W8A8Type)):
         lowbit.add_metadata(w, out_type.name, matrices)
         ternary.add_descriptors(w, [(e.name, e.fmt, e.shape) for e in plan
                                     if isinstance(e, PlannedGroup) and isinstance(e.fmt, TernaryType)])
+        w8a8.add_descriptors(w, [name for name, _ in w8a8s])

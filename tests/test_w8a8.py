@@ -116,6 +116,64 @@ def test_fake_quant_matches_the_runtime():
     assert np.max(np.abs(y - want)) <= 1e-6 * np.max(np.abs(want))
 
 
+def test_fake_quant_blocks_matches_gguf_q8_0():
+    """The Q8_0 arithmetic the alpha search simulates for Q8_0 / Q4_x / low-bit files is
+    the gguf package's Q8_0 (ggml's reference quantizer) round trip."""
+    from gguf import GGMLQuantizationType, quants
+    rng = np.random.default_rng(11)
+    x = (rng.standard_normal((7, 128)) * rng.uniform(0.01, 40, (7, 128))).astype(np.float32)
+    x[2, 32:64] = 0                                  # an all-zero block
+    want = quants.dequantize(quants.quantize(x, GGMLQuantizationType.Q8_0), GGMLQuantizationType.Q8_0)
+    np.testing.assert_array_equal(smoothquant.fake_quant_blocks(x), want.reshape(x.shape))
+
+
+def test_q8_alpha_search_beats_no_smoothing_on_outliers():
+    """Q8_0's blocks of 32 isolate an outlier's damage to its block, yet smoothing still
+    lowers the output error of a few loud channels (calibration and held-out tokens)."""
+    rng = np.random.default_rng(8)
+    k = 256
+    x = rng.standard_normal((1200, k)).astype(np.float32)
+    x[:, rng.choice(k, 8, replace=False)] *= 60
+    w = rng.standard_normal((96, k)).astype(np.float32) * 0.05
+    calib, held = x[:600], x[600:]
+    x_max, w_max = np.abs(calib).max(0), np.abs(w).max(0)
+    none = np.ones(k, np.float32)
+    err = {a: smoothquant.output_error([w], calib, smoothquant.smoothing_scales(x_max, w_max, a), "q8")
+           for a in smoothquant.ALPHAS}
+    best = min(err, key=err.get)
+    assert err[best] < 0.7 * smoothquant.output_error([w], calib, none, "q8")
+    s = smoothquant.smoothing_scales(x_max, w_max, best)
+    assert smoothquant.output_error([w], held, s, "q8") < 0.7 * smoothquant.output_error([w], held, none, "q8")
+
+
+def test_smoothquant_for_q8_0_and_low_bit_budgets(tiny_models, tmp_path):
+    """--method smoothquant with the types of the Q8_0-block int8 paths: a Q8_0 file gets
+    the smoothing (norms changed) and stays close to transformers; with a low-bit type
+    and a size budget the smoothed matrices are spread over the ladder within the size."""
+    from gguf import GGUFReader
+    hf = tiny_models / "llama"
+    calib = tmp_path / "calib.txt"
+    calib.write_text(read_raw(WIKI_VALID)[:20000])
+    kw = dict(calib=calib, calib_windows=4, calib_ctx=64, n_threads=2, progress=False)
+    p = convert(hf, tmp_path / "q8.gguf", "q8_0", method="smoothquant", **kw)
+    plain = convert(hf, tmp_path / "q8-plain.gguf", "q8_0", progress=False)
+    assert not np.allclose(float_tensors(p)("blk.0.attn_norm.weight"), float_tensors(plain)("blk.0.attn_norm.weight"))
+    ids = list(np.random.default_rng(5).integers(3, 500, 40))
+    ref = transformers_llama_logits(hf, ids)
+    got = Model(str(p), n_ctx=64, n_threads=2).logits(ids)
+    assert max_abs_relative(got, ref) <= 0.05
+    target = int(plain.stat().st_size * 0.8)
+    b = convert(hf, tmp_path / "budget.gguf", "w4g64", method="smoothquant", target_size=target, alpha=0.5, **kw)
+    assert b.stat().st_size <= target
+    types = {t.tensor_type.name for t in GGUFReader(str(b)).tensors
+             if t.name.startswith("blk.") and t.name.endswith((".attn_q.weight", ".ffn_down.weight"))}
+    assert len(types) >= 2   # Q8_0 beside the low-bit codes (I8)
+    assert not np.allclose(float_tensors(b)("blk.0.ffn_norm.weight"), float_tensors(plain)("blk.0.ffn_norm.weight"))
+    budget_logits = Model(str(b), n_ctx=64, n_threads=2).logits(ids)
+    w2 = convert(hf, tmp_path / "w2.gguf", "w2g64", progress=False)
+    assert max_abs_relative(budget_logits, ref) < max_abs_relative(Model(str(w2), n_ctx=64).logits(ids), ref)
+
+
 @pytest.fixture(scope="module")
 def tiny_f32(tiny_models, tmp_path_factory):
     return convert(tiny_models / "llama", tmp_path_factory.mktemp("sq") / "f32.gguf", "f32", progress=False)
@@ -220,7 +278,8 @@ def test_converter_refusals(tiny_models, tmp_path):
     calib = tmp_path / "calib.txt"
     calib.write_text("The quick brown fox jumps over the lazy dog. " * 40)
     cases = [
-        (dict(out_type="w4g64", method="smoothquant", calib=calib), "smoothquant"),
+        (dict(out_type="f16", method="smoothquant", calib=calib), "int8-activation matrices"),
+        (dict(out_type="t2", method="smoothquant", calib=calib), "int8-activation matrices"),
         (dict(out_type="w8a8", method="gptq", calib=calib), "smoothquant"),
         (dict(out_type="w8a8", method="smoothquant"), "calibration text"),
         (dict(out_type="w8a8", method="smoothquant", calib=calib, alpha=1.5), r"alpha must be in \[0, 1\]"),

@@ -239,11 +239,12 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--method", default="rtn", choices=("rtn", "gptq", "awq", "awq-gptq", "smoothquant"),
                    help="how low-bit matrices are quantized (default rtn): rtn rounds each group to nearest; "
                         "gptq minimizes each layer's output error on calibration text; awq scales loud input "
-                        "channels up before rounding; awq-gptq does both; smoothquant (--type w8a8) moves the "
-                        "activations' outlier channels into the weights (all but rtn need --calib)")
+                        "channels up before rounding; awq-gptq does both; smoothquant (--type w8a8, q8_0, q4_0, q4_1 "
+                        "or w{b}g{G}) moves the activations' outlier channels into the weights before int8 "
+                        "rounding (all but rtn need --calib)")
     v.add_argument("--alpha", default="search", metavar="A",
                    help="SmoothQuant's migration strength: 'search' (default) chooses it per layer and input by "
-                        "the W8A8 output error on calibration tokens; a number in [0, 1] fixes it (the paper's "
+                        "the output error of the file's int8 arithmetic on calibration tokens; a number in [0, 1] fixes it (the paper's "
                         "0.5)")
     budget = v.add_mutually_exclusive_group()
     budget.add_argument("--target-size", metavar="SIZE", default=None,

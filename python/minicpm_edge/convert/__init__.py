@@ -18,6 +18,8 @@ import re
 import tempfile
 from pathlib import Path
 
+from gguf import GGMLQuantizationType
+
 from .budget import Budget, choose_recipe, make_budget
 from .errors import (CheckpointFormatError, ConfigError, ConvertError, MissingConfigError, MissingTensorError,
                      ShapeMismatchError, SourceNotFoundError, UnexpectedTensorError, UnknownOutTypeError,
@@ -28,6 +30,7 @@ from .ternary import TernaryType
 from .w8a8 import W8A8Type
 from .hf_convert import ARCHITECTURES, convert_hf
 from .methods import METHODS, parse_method, quantizer
+from .plan import rtn
 from .quantize import OUT_TYPES, TYPE_FORMS, OutType, parse_out_type, with_head_type
 
 __all__ = [
@@ -68,9 +71,12 @@ def convert(src: str | Path, out: str | Path, out_type: str = "f16", progress: b
               choice (``out_type``; q8_0 for the low-bit types).
     method:   how low-bit matrices are quantized: "rtn" (round to nearest), or with
               calibration (``calib``): "gptq", "awq" (activation-aware scales folded into
-              the norms, weighted group search) or "awq-gptq" (both); for w8a8,
-              "smoothquant" (smoothquant.py) or "rtn" (no smoothing). The ggml types are
-              always encoded as llama.cpp does.
+              the norms, weighted group search) or "awq-gptq" (both); or "smoothquant"
+              (smoothquant.py: activation outliers folded into the weights before int8
+              quantization) for w8a8 and for the types the runtime multiplies with
+              Q8_0-block int8 activations (q8_0, q4_0, q4_1, low-bit types, the latter
+              encoded by RTN after the smoothing). The ggml types are always encoded as
+              llama.cpp does.
     calib:    calibration text file of the calibrated methods; the model runs ``calib_windows``
               windows (default 128) of ``calib_ctx`` tokens (default 512) of it, or
               what the file holds, on ``n_threads`` threads.
@@ -82,9 +88,10 @@ def convert(src: str | Path, out: str | Path, out_type: str = "f16", progress: b
               output error (budget.py); ``out_type`` must then be a low-bit type, which
               the other matrices' policy follows. With rtn, ``calib`` (optional) weighs
               the errors by the calibration activations.
-    alpha:    SmoothQuant's migration strength (method "smoothquant", type "w8a8"): "search"
-              (the default: chosen per layer and input site by the W8A8 output error on
-              calibration tokens) or a number in [0, 1] for every site (the paper's 0.5).
+    alpha:    SmoothQuant's migration strength (method "smoothquant"): "search" (the
+              default: chosen per layer and input site by the output error on calibration
+              tokens of the file's int8 arithmetic, W8A8 or Q8_0 blocks) or a number in
+              [0, 1] for every site (the paper's 0.5).
 
     Raises a ConvertError (a ValueError) subclass for bad input.
     """
@@ -92,12 +99,14 @@ def convert(src: str | Path, out: str | Path, out_type: str = "f16", progress: b
     method = parse_method(method)
     limit = make_budget(target_size, bpw)
     w8a8 = isinstance(kind.lowbit, W8A8Type)
-    if (method == "smoothquant") != w8a8 and not (w8a8 and method == "rtn"):
-        raise ConvertError("--method smoothquant makes W8A8 files and --type w8a8 takes --method smoothquant "
-                           "(or rtn: per-row rounding without smoothing)")
+    if w8a8 and method not in ("smoothquant", "rtn"):
+        raise ConvertError("--type w8a8 takes --method smoothquant (or rtn: per-row rounding without smoothing)")
+    if method == "smoothquant" and not (w8a8 or _int8_activations(kind)):
+        raise ConvertError(f"--method smoothquant smooths the inputs of int8-activation matrices: use --type "
+                           f"w8a8, q8_0, q4_0, q4_1 or a low-bit w{{b}}g{{G}} type, not {kind.name}")
     if w8a8 and limit is not None:
         raise ConvertError("a size budget (--target-size / --bpw) chooses among the low-bit types, not w8a8")
-    if w8a8 and method == "smoothquant":
+    if method == "smoothquant":
         from .smoothquant import parse_alpha
         alpha = parse_alpha(alpha)
     elif (kind.lowbit is not None and not isinstance(kind.lowbit, (LowBitType, W8A8Type))
@@ -118,7 +127,8 @@ def convert(src: str | Path, out: str | Path, out_type: str = "f16", progress: b
         raise CheckpointFormatError(
             f"{src}: neither a Hugging Face checkpoint directory nor a GGUF file")
     if method == "smoothquant":
-        return _convert_smoothquant(src, out, kind, calib, calib_windows, calib_ctx, n_threads, progress, alpha)
+        return _convert_smoothquant(src, out, kind, calib, calib_windows, calib_ctx, n_threads, progress, alpha,
+                                    limit)
     if method == "rtn" and limit is None:
         if calib is not None:
             raise ConvertError("--calib is only used by the calibrated methods (gptq, awq, awq-gptq)")
@@ -147,11 +157,23 @@ def _head_counts(path: Path) -> tuple[int, int]:
     return values[0], values[1] or values[0]
 
 
+def _int8_activations(kind: OutType) -> bool:
+    """Whether the runtime's default arithmetic multiplies ``kind``'s decoder-layer
+    matrices with int8 activations (the ones smoothing helps): Q8_0 / Q4_0 / Q4_1
+    (Q8_0-block activations, llama.cpp's arithmetic) and the low-bit types."""
+    if kind.lowbit is not None:
+        return isinstance(kind.lowbit, LowBitType)
+    return kind.qtype in (GGMLQuantizationType.Q8_0, GGMLQuantizationType.Q4_0, GGMLQuantizationType.Q4_1)
+
+
 def _convert_smoothquant(src: Path, out: Path, kind: OutType, calib, windows, ctx, n_threads, progress: bool,
-                         alpha) -> Path:
+                         alpha, limit: Budget | None = None) -> Path:
     """SmoothQuant (smoothquant.py): the smoothing of a float GGUF of ``src`` (``src``
     itself, or an F16 conversion of a Hugging Face checkpoint in a temporary file),
-    folded into the norms and V / up rows as the file is re-typed to W8A8."""
+    folded into the norms and V / up rows as the file is re-typed: to W8A8, or to a
+    type with Q8_0-block activations (the alpha search then simulates those), whose
+    matrices a size budget may choose among the low-bit ladder (budget.py, errors
+    of the smoothed weights) before RTN encodes them."""
     import logging
     from . import calibrate, smoothquant
     if calib is None:
@@ -168,8 +190,12 @@ def _convert_smoothquant(src: Path, out: Path, kind: OutType, calib, windows, ct
                                     ctx=ctx or calibrate.DEFAULT_CTX, n_threads=n_threads, progress=progress,
                                     sample_tokens=smoothquant.SAMPLE_TOKENS if alpha == "search" else 0)
         n_head, n_head_kv = _head_counts(float_src)
-        smoothing = smoothquant.SmoothQuant(stats, float_tensors(float_src), n_head, n_head_kv, alpha)
+        arithmetic = "w8a8" if isinstance(kind.lowbit, W8A8Type) else "q8"
+        smoothing = smoothquant.SmoothQuant(stats, float_tensors(float_src), n_head, n_head_kv, alpha,
+                                            arithmetic=arithmetic)
         try:
+            if limit is not None:
+                kind = choose_recipe(float_src, kind, limit, rtn, None, smoothing, progress=progress)
             return retype_gguf(float_src, out, kind, progress=progress, rewrite=smoothing)
         finally:
             logging.getLogger(__name__).info("SmoothQuant alphas: %s", smoothing.summary())

@@ -8,7 +8,8 @@
   group's params searched with the inputs' energies as weights (AWQ's clip search).
 - ``awq-gptq``: AWQ scales, then GPTQ on the scaled matrices.
 - ``smoothquant``: SmoothQuant's smoothing (smoothquant.py) folded into the norms and the
-  V / up rows, then the W8A8 matrices rounded per row (w8a8.py); ``--type w8a8`` only.
+  V / up rows, then the matrices rounded: W8A8 per row (w8a8.py), or the Q8_0 / Q4_x /
+  low-bit types of the int8-activation paths (RTN).
 """
 from __future__ import annotations
 
@@ -77,7 +78,7 @@ def quantizer(method: str, calibration, load=None, t: LowBitType | None = None):
     if method == "gptq":
         return Calibrated(calibration), None
     if method == "smoothquant":   # not a low-bit quantizer: convert() runs it (smoothquant.py)
-        raise ConvertError("smoothquant makes W8A8 files (--type w8a8); it does not quantize low-bit types")
+        raise ConvertError("smoothquant is a rewrite before rounding, not a low-bit quantizer (convert() runs it)")
     from .awq import AWQ
     scales = AWQ(calibration, load, t)
     return Calibrated(calibration, gptq=method == "awq-gptq", awq=scales), scales

@@ -52,6 +52,8 @@ SAMPLE_TOKENS = 2048
 # _core.Model.observe's sites -> the tensor (blk.N.<name>) that absorbs 1/s, and how.
 FEEDER = {0: "attn_norm", 1: "attn_v", 2: "ffn_norm", 3: "ffn_up"}
 MIN_SCALE = 1e-5
+BLOCK = 32   # Q8_0's block
+ARITHMETICS = ("w8a8", "q8")
 
 
 def parse_alpha(value) -> float | str:
@@ -141,27 +143,58 @@ def fake_quant_tokens(x: np.ndarray) -> np.ndarray:
     return np.clip(np.rint(x * inv[:, None]), -128, 127).astype(np.float32) / inv[:, None]
 
 
-def w8a8_output_error(ws: list[np.ndarray], x: np.ndarray, s: np.ndarray) -> float:
-    """sum_i || x W_i^T - Q(x / s) Q(W_i diag s)^T ||^2 over the sample tokens."""
-    xq = fake_quant_tokens(x / s)
+def fake_quant_blocks(x: np.ndarray) -> np.ndarray:
+    """Rows of ``x`` after Q8_0's quantization, blocks of 32 with a binary16 scale
+    amax / 127 and codes rounded half away from zero (ggml's quantize_row_q8_0, which
+    the runtime applies to the activations of its Q8_0, Q4_x and low-bit int8 paths,
+    and the converter to Q8_0 weights)."""
+    x = np.asarray(x, np.float32)
+    b = x.reshape(x.shape[0], -1, BLOCK)
+    d = np.abs(b).max(axis=2, keepdims=True) / np.float32(QMAX)
+    inv = np.where(d > 0, 1.0 / np.where(d > 0, d, 1), 0).astype(np.float32)
+    q = np.trunc(b * inv + np.copysign(np.float32(0.5), b))
+    return (q * d.astype(np.float16).astype(np.float32)).reshape(x.shape)
+
+
+def output_error(ws: list[np.ndarray], x: np.ndarray, s: np.ndarray, arithmetic: str = "w8a8") -> float:
+    """sum_i || x W_i^T - Q(x / s) Q(W_i diag s)^T ||^2 over the sample tokens, Q being
+    the runtime's quantization in ``arithmetic``: "w8a8" (per-token activations,
+    per-row int8 weights) or "q8" (Q8_0 blocks of 32 for both)."""
+    if arithmetic == "q8":
+        xq = fake_quant_blocks(x / s)
+        wq = [fake_quant_blocks(w * s[None, :]) for w in ws]
+    else:
+        xq = fake_quant_tokens(x / s)
+        wq = [q.astype(np.float32) * d[:, None] for q, d in (quantize_weights(w * s[None, :]) for w in ws)]
     total = 0.0
-    for w in ws:
-        q, d = quantize_weights(w * s[None, :])
-        diff = xq @ (q.astype(np.float32) * d[:, None]).T - x @ w.T
+    for w, q in zip(ws, wq):
+        diff = xq @ q.T - x @ w.T
         total += float(np.einsum("ij,ij->", diff, diff, dtype=np.float64))
     return total
+
+
+def w8a8_output_error(ws: list[np.ndarray], x: np.ndarray, s: np.ndarray) -> float:
+    """sum_i || x W_i^T - Q(x / s) Q(W_i diag s)^T ||^2 over the sample tokens (W8A8)."""
+    return output_error(ws, x, s, "w8a8")
 
 
 class SmoothQuant:
     """The smoothing of every layer, found on first use from ``stats`` (capture) and
     the float tensors ``load`` returns; a converter Rewrite (plan.Rewrite).
 
-    ``n_head`` / ``n_head_kv`` give the query heads each V channel feeds (GQA)."""
+    ``n_head`` / ``n_head_kv`` give the query heads each V channel feeds (GQA);
+    ``arithmetic`` ("w8a8" or "q8", see output_error) is what the alpha search
+    simulates: the file's W8A8 matrices, or Q8_0-block activations (Q8_0, Q4_x and
+    low-bit files, whose int8 paths quantize activations in blocks of 32)."""
 
     def __init__(self, stats: dict[tuple[int, int], SiteStats], load: Callable[[str], np.ndarray],
-                 n_head: int, n_head_kv: int, alpha: float | str = ALPHA, alphas=ALPHAS):
+                 n_head: int, n_head_kv: int, alpha: float | str = ALPHA, alphas=ALPHAS,
+                 arithmetic: str = "w8a8"):
         if n_head <= 0 or n_head_kv <= 0 or n_head % n_head_kv:
             raise ConvertError(f"SmoothQuant: {n_head} query heads do not split into {n_head_kv} KV groups")
+        if arithmetic not in ARITHMETICS:
+            raise ConvertError(f"SmoothQuant arithmetic must be one of {ARITHMETICS}, not {arithmetic!r}")
+        self.arithmetic = arithmetic
         self.stats, self.load, self.alpha, self.grid = stats, load, alpha, tuple(alphas)
         self.n_head, self.n_head_kv = n_head, n_head_kv
         self._scales: dict[int, dict[int, np.ndarray]] = {}
@@ -198,10 +231,13 @@ class SmoothQuant:
         sample = st.sample()
         if sample.shape[0] == 0:
             raise ConvertError("SmoothQuant's alpha search needs calibration samples (capture with sample_tokens > 0)")
-        best = (w8a8_output_error(ws, sample, np.ones(ws[0].shape[1], np.float32)), None, None)
+        if self.arithmetic == "q8" and ws[0].shape[1] % BLOCK:
+            self.chosen[(layer, site)] = None   # rows not in whole blocks: stored F16, nothing to smooth for
+            return None
+        best = (output_error(ws, sample, np.ones(ws[0].shape[1], np.float32), self.arithmetic), None, None)
         for a in self.grid:
             s = smoothing_scales(x_max, w_max, a)
-            err = w8a8_output_error(ws, sample, full(s))
+            err = output_error(ws, sample, full(s), self.arithmetic)
             if err < best[0]:
                 best = (err, s, a)
         self.chosen[(layer, site)] = best[2]

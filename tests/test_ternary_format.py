@@ -104,7 +104,7 @@ def test_t2_hostile_metadata(t2_file, tmp_path):
         "layer-scale": ({}, {"blk.0.ffn_up.scale": f32(1.0, "blk.0.ffn_up.scale")},   # llama.cpp's output scale
                         "per-tensor output scale"),
         "two-descriptors": ({lowbit_key: gb.enc_kv(lowbit_key, gb.ARRAY, [2, 64, 1], gb.U32)}, {},
-                            "both a low-bit and a ternary"),
+                            "more than one descriptor"),
     }
     for label, (kv_patch, t_patch, says) in cases.items():
         p = gb.write_parts(tmp_path / f"{label}.gguf", {**kvs, **kv_patch}, {**tensors, **t_patch})

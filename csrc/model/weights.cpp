@@ -9,6 +9,7 @@
 #include <utility>
 
 #include "kernels/dispatch.h"
+#include "model/minifloat_weight.h"
 #include "quant/dequantize.h"
 #include "quant/ternary_import.h"
 
@@ -263,6 +264,10 @@ void embedding_row(const Weight& w, int64_t r, float* out) {
     ternary_decode_row(w.row(r), w.cols, w.ternary.scale, out);
     return;
   }
+  if (w.minifloat.exp_bits > 0) {
+    minifloat_row(w, r, 0, w.cols, out);
+    return;
+  }
   if (w.lowbit.bits > 0) {
     const int64_t per_row = w.cols / w.lowbit.group;
     lowbit_dequantize_row(w.lowbit, w.cols, w.row(r), w.lowbit_scale + r * per_row,
@@ -281,8 +286,11 @@ ModelWeights bind_weights(const gguf::GgufFile& f, const ModelConfig& c) {
     if (t.type == GgmlType::TQ1_0 || t.type == GgmlType::TQ2_0) return as_tq_matrix(f, t, rows, cols, arena);
     const gguf::Value* lowbit = f.find("minicpm_edge.lowbit." + t.name);
     const gguf::Value* ternary = f.find("minicpm_edge.ternary." + t.name);
-    if (lowbit && ternary)
-      throw FormatError("GGUF: tensor '" + t.name + "' has both a low-bit and a ternary descriptor");
+    const gguf::Value* minifloat = f.find("minicpm_edge.minifloat." + t.name);
+    if (int(lowbit != nullptr) + int(ternary != nullptr) + int(minifloat != nullptr) > 1)
+      throw FormatError("GGUF: tensor '" + t.name + "' has more than one of the low-bit, ternary and minifloat "
+                        "descriptors");
+    if (minifloat) return as_minifloat_matrix(f, t, *minifloat, rows, cols);
     if (lowbit) return as_lowbit_matrix(f, t, *lowbit, rows, cols);
     if (ternary) return as_ternary_matrix(f, t, *ternary, rows, cols, arena, w.packed_storage);
     return as_matrix(t, rows, cols);
@@ -336,6 +344,10 @@ ModelWeights bind_weights(const gguf::GgufFile& f, const ModelConfig& c) {
 
 void pack_weight(Weight& m, const gguf::GgufFile* file, ThreadPool* pool, std::vector<AlignedBuffer>& storage) {
   if (m.ternary.kind > 0) return;  // used in place (kernels/ternary_layout.h)
+  if (m.minifloat.exp_bits > 0) {
+    pack_minifloat(m, file, storage);
+    return;
+  }
   const bool lowbit = m.lowbit.bits > 0;
   const PackedKind kind = lowbit ? PackedKind::LutTile : packed_kind_for(m.type);
   const int group_rows = packed_group_rows(kind);

@@ -66,4 +66,8 @@ void ternary_lut_build(const int8_t* a, int64_t K, uint8_t* tables);
 void ternary_lut_dots(int64_t K, const uint8_t* w, int64_t n_blocks, const int32_t* bias, const uint8_t* tables,
                       size_t table_stride, int n_tok, int32_t* out, int64_t out_stride);
 
+// Int8 minifloat dots (Mf8DotsFn in kernels/dispatch.h).
+void mf8_dots(int64_t K, const uint8_t* w, size_t row_bytes, int n_rows, const uint8_t* act, size_t act_stride,
+              int n_tok, float* out, int64_t out_stride);
+
 }  // namespace mce::avx512

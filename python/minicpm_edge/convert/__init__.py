@@ -24,6 +24,7 @@ from .errors import (CheckpointFormatError, ConfigError, ConvertError, MissingCo
                      UnsupportedArchitectureError, UnsupportedTypeError)
 from .gguf_source import float_tensors, is_gguf, retype_gguf
 from .lowbit import LowBitType
+from .minifloat_type import MiniFloatType
 from .ternary import TernaryType
 from .hf_convert import ARCHITECTURES, convert_hf
 from .methods import METHODS, parse_method, quantizer
@@ -42,7 +43,8 @@ SUPPORTED_ARCHITECTURES = tuple(sorted(ARCHITECTURES))
 def _default_name(src: Path, out_type: str) -> str:
     stem = src.stem if src.is_file() else src.resolve().name
     # "model.Q4_1" -> "model": don't stack type suffixes when re-typing
-    stem = re.sub(r"[.-](f32|f16|bf16|q\d_[0-9a-z_]+|w\dg\d+s?|t2|tq\d_0)$", "", stem, flags=re.IGNORECASE)
+    stem = re.sub(r"[.-](f32|f16|bf16|q\d_[0-9a-z_]+|w\dg\d+s?|t2|tq\d_0|e\dm\dg\d+|mxfp\d(_e\dm\d)?|nvfp4)$", "",
+                  stem, flags=re.IGNORECASE)
     return f"{stem}-{out_type}.gguf"
 
 
@@ -85,7 +87,10 @@ def convert(src: str | Path, out: str | Path, out_type: str = "f16", progress: b
     kind = with_head_type(parse_out_type(out_type), output_tensor_type)
     method = parse_method(method)
     limit = make_budget(target_size, bpw)
-    if kind.lowbit is not None and not isinstance(kind.lowbit, LowBitType) and (method != "rtn" or limit is not None):
+    if isinstance(kind.lowbit, MiniFloatType) and (method not in ("rtn", "gptq") or limit is not None):
+        raise ConvertError(f"{kind.name} is a minifloat type: use --method rtn or gptq and no size budget")
+    if kind.lowbit is not None and not isinstance(kind.lowbit, (LowBitType, MiniFloatType)) \
+            and (method != "rtn" or limit is not None):
         raise ConvertError(f"{kind.name} stores ternary matrices, taken as they are or ternarized by absmean "
                            "(BitNet b1.58): use --method rtn and no size budget")
     if limit is not None and kind.lowbit is None:
@@ -124,7 +129,7 @@ def _convert_calibrated(src: Path, out: Path, kind: OutType, method: str, calib,
     allows, then re-type it with the method. RTN calibrates only when ``calib`` is
     given (a budget's errors are then weighted by the activations)."""
     from . import calibrate
-    if method != "rtn" and kind.lowbit is None and not isinstance(kind.head, LowBitType):
+    if method != "rtn" and kind.lowbit is None and not isinstance(kind.head, (LowBitType, MiniFloatType)):
         raise ConvertError(f"method {method} quantizes the low-bit types (w{{b}}g{{G}}[s]); {kind.name} is "
                            "encoded as llama.cpp does, use --method rtn")
     if cal is not None and src.is_dir():

@@ -21,7 +21,7 @@ import gguf
 import numpy as np
 from gguf import GGMLQuantizationType, GGUFReader, GGUFValueType, GGUFWriter, quants
 
-from . import lowbit, ternary
+from . import lowbit, minifloat_type, ternary
 from .errors import CheckpointFormatError, UnsupportedTypeError
 from .lowbit import LowBitType
 from .plan import LowBitQuantizer, Rewrite, add_type_metadata, lowbit_group, plan_entry, rtn
@@ -123,10 +123,14 @@ def _decode_group(parts: list, fmt) -> np.ndarray:
 def _group_formats(reader: GGUFReader) -> dict:
     """The source's matrices in the project's formats: name -> LowBitType / TernaryType."""
     groups, ternaries = lowbit.read_descriptors(reader), ternary.read_descriptors(reader)
+    minifloats = minifloat_type.read_descriptors(reader)
     both = sorted(set(groups) & set(ternaries))
     if both:
         raise CheckpointFormatError(f"{both[0]}: has both a low-bit and a ternary descriptor")
-    return {**groups, **ternaries}
+    both = sorted((set(groups) | set(ternaries)) & set(minifloats))
+    if both:
+        raise CheckpointFormatError(f"{both[0]}: has a minifloat descriptor and a low-bit or ternary one")
+    return {**groups, **ternaries, **minifloats}
 
 
 def _plan_lowbit(parts: list, fmt, out_type: OutType, head: str,
@@ -162,7 +166,8 @@ def _copied_keys(reader: GGUFReader):
     """(key, field) of the metadata that is copied; None marks where the type keys go."""
     typed = False
     for key, field in reader.fields.items():
-        if key.startswith("GGUF.") or key in _NOT_COPIED or lowbit.is_lowbit_key(key) or ternary.is_ternary_key(key):
+        if key.startswith("GGUF.") or key in _NOT_COPIED or lowbit.is_lowbit_key(key) or ternary.is_ternary_key(key) \
+                or minifloat_type.is_minifloat_key(key):
             continue
         if key == "general.file_type":  # same place, new value(s)
             typed = True

@@ -3,6 +3,7 @@
 // driver on one such matrix. Inputs are copied and validated as a file's are.
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
 
 #include <string>
 #include <vector>

@@ -116,6 +116,12 @@ class MiniFloatType:
             return mf.e8m0_decode(np.asarray(codes).view(np.uint8)).astype(np.float32)
         return (mf.E4M3.decode(np.asarray(codes).view(np.uint8)) * np.float32(s_t)).astype(np.float32)
 
+    def block_scales(self, g: np.ndarray, sc: np.ndarray, s_t: np.float32) -> np.ndarray:
+        """The f32 scales the codes of blocks g [..., B] are cast under: those of the stored
+        scales, and 0 for an all-zero block (E8M0 has no zero; such a block gets all-zero
+        codes, as the grids' scaled_cast gives it zeros)."""
+        return np.where(np.abs(g).max(axis=-1) > 0, self.scale_values(sc, s_t), np.float32(0)).astype(np.float32)
+
     # ---- quantization -------------------------------------------------------------------
     def element_codes(self, g: np.ndarray, s: np.ndarray) -> np.ndarray:
         """Codes of g [..., n] under f32 scales s [...]: cast(g / s), all 0 where s is 0
@@ -138,7 +144,7 @@ class MiniFloatType:
         s_t = self.tensor_scale(w)
         sc = self.scale_codes(g, s_t)
         self._check_scales(sc, what)
-        codes = self.element_codes(g, self.scale_values(sc, s_t))
+        codes = self.element_codes(g, self.block_scales(g, sc, s_t))
         return codes.reshape(g.shape[0], -1), sc, s_t
 
     def quantize_gptq(self, w: np.ndarray, h: np.ndarray, damp: float, act_order: bool = True,
@@ -155,7 +161,7 @@ class MiniFloatType:
 
         def set_params(grp: int, values: np.ndarray, _importance: np.ndarray) -> None:
             sc[:, grp] = self.scale_codes(values, s_t)
-            scales[:, grp] = self.scale_values(sc[:, grp], s_t)
+            scales[:, grp] = self.block_scales(values, sc[:, grp], s_t)
 
         def round_column(j: int, col: np.ndarray) -> np.ndarray:
             s = scales[:, j // self.block]

@@ -11,7 +11,7 @@ namespace mce {
 
 namespace {
 
-// Value of one code (OCP MX v1.0 section 5.3.3): bias 2^(E-1) - 1, normal
+// Value of one code (OCP MX v1.0 element formats): bias 2^(E-1) - 1, normal
 // 2^(e-bias) * (1 + m/2^M), subnormal (e = 0) 2^(1-bias) * m/2^M. E4M3 has
 // no infinities and one NaN per sign (S.1111.111); E5M2 keeps IEEE's
 // specials (exponent all ones); the FP6 and FP4 formats have neither.

@@ -1,9 +1,9 @@
 // Minifloat weights with block scales (docs/FORMAT.md "Minifloats"): the
 // element formats FP8 E4M3 / E5M2, FP6 E3M2 / E2M3 and FP4 E2M1 (OCP
-// Microscaling Formats v1.0, section 5.3) under one of three scalings:
+// Microscaling Formats v1.0) under one of three scalings:
 //   F16:  an IEEE binary16 scale per group of G inputs (our e{E}m{M}g{G});
-//   E8M0: OCP MX, a power-of-two scale 2^(c - 127) per block of 32 (MX v1.0
-//         section 5.4: MXFP8, MXFP6, MXFP4);
+//   E8M0: OCP MX, a power-of-two scale 2^(c - 127) per block of 32 (the MX
+//         v1.0 formats MXFP8, MXFP6, MXFP4);
 //   NVFP4: E2M1 elements, an E4M3 scale per block of 16 times one f32 tensor
 //         scale (NVIDIA, "Introducing NVFP4", 2025).
 // A weight is w = v(code) * s in f32, s the block's scale (NVFP4: s =

@@ -137,7 +137,7 @@ def q8_0_oracle(x: np.ndarray) -> np.ndarray:
 
 # Row lengths of 3, 7 and 17 blocks of 32: the SIMD levels' block sums take four at a time.
 @pytest.mark.parametrize("name", [n for n in TYPES if n != "e4m3g128"])
-@pytest.mark.parametrize("rows,cols,n_tok", [(37, 96, 1), (20, 224, 5), (33, 544, 70)])
+@pytest.mark.parametrize("rows,cols,n_tok", [(37, 96, 1), (9, 544, 3), (20, 224, 5), (33, 544, 70)])
 def test_matmul_against_numpy(name, rows, cols, n_tok):
     t = parse_minifloat(name)
     rng = np.random.default_rng(rows + cols + n_tok)
@@ -150,19 +150,24 @@ def test_matmul_against_numpy(name, rows, cols, n_tok):
     exact = x.astype(np.float64) @ values.T
     tol = 1e-5 * np.abs(x.astype(np.float64)) @ np.abs(values).T + 1e-30
     int8_ref = q8_0_oracle(x).astype(np.float64) @ values.T
+    layout = _core.minifloat_runs_as(*args, cols)
+    # Integer-valued elements run as an exact Q8_0 matrix, the others decode to f32
+    # (as mf8 rows when a block of 32 has two scales: NVFP4, groups of 16).
+    assert layout == ("f32" if t.fmt.name not in ("e2m1", "e2m3") else "mf8" if t.block < 32 else "q8_0")
     first = None
     for isa in _core.supported_isas():
         for threads in (1, 2):
             y = _core.minifloat_matmul(*args, x, int8=False, n_threads=threads, isa=isa)
             assert (np.abs(y - exact) <= tol).all(), (isa, threads)
             y = _core.minifloat_matmul(*args, x, int8=True, n_threads=threads, isa=isa)
-            ref = int8_ref if t.fmt.name in ("e2m1", "e2m3") else exact   # the others decode to f32
+            # mf8 rows take the int8 dots in decode-sized batches (< 4 tokens), f32 panels otherwise.
+            int8_path = layout == "q8_0" or (layout == "mf8" and n_tok < 4)
+            ref = int8_ref if int8_path else exact
             assert (np.abs(y - ref) <= tol).all(), (isa, threads, float(np.abs(y - ref).max()))
-            if t.fmt.name in ("e2m1", "e2m3"):   # mf8 dots: every level gives the reference's bits
+            if layout == "mf8":   # mf8 dots: every level gives the reference's bits
                 first = y if first is None else first
                 assert np.array_equal(y, first), (isa, threads)
-    if t.fmt.name in ("e2m1", "e2m3"):
-        assert not np.allclose(int8_ref, exact, rtol=1e-6, atol=0)   # the int8 path is a different oracle
+    assert not np.allclose(int8_ref, exact, rtol=1e-6, atol=0)   # the int8 path is a different oracle
 
 
 def test_type_names_and_descriptors():
@@ -201,3 +206,26 @@ def test_hostile_element_codes_are_refused(name, code):
     codes[0, 9] = code
     with pytest.raises(ValueError, match="Inf or NaN"):
         decode(t, (codes, np.ones((1, 1), np.float16)), 1, 32)
+
+
+@pytest.mark.parametrize("name,scale", [("e2m3g32", 0x0401), ("mxfp4", 3), ("e2m1g32", 0x0001)])
+def test_scales_q8_0_cannot_hold_run_as_mf8(name, scale):
+    """A block scale s with s/m not a binary16 value (m = 2 or 8) is not Q8_0: the matrix
+    runs from mf8 rows, with the same values and products."""
+    t = parse_minifloat(name)
+    rng = np.random.default_rng(2)
+    codes = rng.integers(0, 1 << t.bits, (4, 64)).astype(np.uint8)
+    sc = np.full((4, 2), 0x3C00 if t.scaling == F16 else 127, np.uint16 if t.scaling == F16 else np.uint8)
+    sc[2, 1] = scale
+    args = (t.descriptor(), pack_codes(codes, t.bits), sc.view(np.uint8), 1.0, 4)
+    assert _core.minifloat_runs_as(*args, 64) == "mf8"
+    sc[2, 1] = sc[0, 0]
+    assert _core.minifloat_runs_as(*args[:2], sc.view(np.uint8), *args[3:], 64) == "q8_0"
+    sc[2, 1] = scale
+    values = t.fmt.decode(codes).reshape(4, 2, 32) * t.scale_values(sc, np.float32(1))[..., None]
+    values = values.reshape(4, 64).astype(np.float64)
+    np.testing.assert_array_equal(decode(t, (args[1], args[2]), 4, 64, pack=True), values)
+    x = rng.standard_normal((2, 64)).astype(np.float32)
+    y = _core.minifloat_matmul(*args, x, int8=True)
+    ref = q8_0_oracle(x).astype(np.float64) @ values.T
+    assert (np.abs(y - ref) <= 1e-5 * np.abs(x.astype(np.float64)) @ np.abs(values).T + 1e-35).all()

@@ -54,11 +54,15 @@ def test_rtn_file_matches_the_value_grid(source, name):
     assert str(fields["minicpm_edge.file_type"].contents()) == name
     ids = list(np.random.default_rng(5).integers(3, 200, 40))
     exact, fast = compare(path, fake_quantized(f32, out / f"{name}-grid.gguf", grid(name)), ids)
-    # Decode, one token at a time, gives the prefill's logits.
+    # Decode, one token at a time, gives the prefill's logits (f32 dots sum in another
+    # order than the prefill GEMM: f32 rounding apart) -- except NVFP4, whose mf8 rows
+    # take int8 dots in decode and f32 panels in prefill: there, as close as int8 is.
     m = Model(str(path), n_ctx=64, n_threads=2)
     step = np.stack([m.eval([t]) for t in ids[:5]])
-    # (f32 dots sum in another order than the prefill GEMM: f32 rounding apart.)
-    np.testing.assert_allclose(step, fast[:5], rtol=0, atol=1e-4 * float(np.abs(fast).max()))
+    span = float(np.abs(fast).max())
+    np.testing.assert_allclose(step, fast[:5], rtol=0, atol=(0.05 if name == "nvfp4" else 1e-4) * span)
+    if name == "nvfp4":
+        assert not np.array_equal(step, exact[:5])
 
 
 @pytest.mark.parametrize("name", ["e2m1g32", "nvfp4", "mxfp6_e3m2"])

@@ -45,7 +45,7 @@ void make_matrix(OwnedMatrix& m, const std::vector<int>& fmt, const py::object& 
     throw ArgumentError("codes/scales sizes do not match rows x cols of the format");
   m.w = minifloat_weight(f, reinterpret_cast<const uint8_t*>(m.codes.data()),
                          reinterpret_cast<const uint8_t*>(m.scales.data()), rows, cols, "argument");
-  if (pack) pack_minifloat(m.w, nullptr, m.owner.packed_storage);
+  if (pack) pack_weight(m.w, nullptr, nullptr, m.owner.packed_storage);
 }
 
 py::array_t<float> decode(const std::vector<int>& fmt, const py::object& codes, const py::object& scales,
@@ -56,7 +56,7 @@ py::array_t<float> decode(const std::vector<int>& fmt, const py::object& codes, 
   float* dst = out.mutable_data();
   {
     py::gil_scoped_release nogil;
-    for (int64_t r = 0; r < rows; ++r) minifloat_row(m.w, r, 0, cols, dst + r * cols);
+    for (int64_t r = 0; r < rows; ++r) embedding_row(m.w, r, dst + r * cols);
   }
   return out;
 }
@@ -71,13 +71,26 @@ py::array_t<float> matmul(const std::vector<int>& fmt, const py::object& codes, 
   return run_matmul(m.w, x, x.shape(0), int8, n_threads, isa);
 }
 
+// What the matrix runs as after packing: "q8_0" (exactly a Q8_0 matrix),
+// "mf8" (int8 rows with two scales per 32 inputs) or "f32" (decoded by table).
+std::string runs_as(const std::vector<int>& fmt, const py::object& codes, const py::object& scales, float tensor_scale,
+                    int64_t rows, int64_t cols) {
+  OwnedMatrix m;
+  make_matrix(m, fmt, codes, scales, tensor_scale, rows, cols, true);
+  return m.w.type == GgmlType::Q8_0 ? "q8_0" : m.w.mf8 != nullptr ? "mf8" : "f32";
+}
+
 }  // namespace
 
 void register_minifloat(py::module_& m) {
+  m.def("minifloat_runs_as", &runs_as, py::arg("fmt"), py::arg("codes"), py::arg("scales"),
+        py::arg("tensor_scale") = 1.0f, py::arg("rows"), py::arg("cols"),
+        "'q8_0', 'mf8' or 'f32': the layout a minifloat matrix runs from after packing.");
   m.def("minifloat_decode", &decode, py::arg("fmt"), py::arg("codes"), py::arg("scales"),
         py::arg("tensor_scale") = 1.0f, py::arg("rows"), py::arg("cols"), py::arg("pack") = false,
         "Weights [rows, cols] of a minifloat matrix in the file layout (fmt = [exp_bits, man_bits, block, "
-        "scaling]); pack=True decodes the int8 (mf8) copy the integer-valued formats run from.");
+        "scaling]); pack=True decodes what the integer-valued formats run from after packing (a Q8_0 "
+        "matrix, or mf8 rows).");
   m.def("minifloat_matmul", &matmul, py::arg("fmt"), py::arg("codes"), py::arg("scales"),
         py::arg("tensor_scale") = 1.0f, py::arg("rows"), py::arg("x"), py::arg("int8") = true,
         py::arg("n_threads") = 1, py::arg("isa") = py::none(),

@@ -485,7 +485,11 @@ void matmul(const Weight& w, const float* x, int64_t n_tok, float* y, ThreadPool
     matmul_ternary(&target, 1, x, n_tok, pool, act_buf);
     return;
   }
-  if (w.mf8 != nullptr && precision == ActivationPrecision::Int8) {
+  // Batches from kPanelMinTokens on decode mf8 rows into f32 panels instead:
+  // with one dot per row and token, the int8 dots were 4-5x slower than the
+  // panel GEMM on 256 tokens (1536 x 576, AVX-512 VM), while decode gained
+  // 1.9x (SmolLM2-135M with every layer matrix in mf8 rows, one thread).
+  if (w.mf8 != nullptr && precision == ActivationPrecision::Int8 && n_tok < kPanelMinTokens) {
     matmul_mf8(w, x, n_tok, y, pool, act_buf, y_stride);
     return;
   }

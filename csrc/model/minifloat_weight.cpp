@@ -7,6 +7,9 @@
 
 #include "core/error.h"
 #include "kernels/minifloat_layout.h"
+#include "quant/blocks.h"
+#include "quant/fp16.h"
+#include "quant/ggml_types.h"
 
 namespace mce {
 
@@ -87,13 +90,66 @@ Weight as_minifloat_matrix(const gguf::GgufFile& f, const gguf::TensorInfo& t, c
   return minifloat_weight(fmt, t.data, s->data, rows, cols, t.name);
 }
 
-void pack_minifloat(Weight& m, const gguf::GgufFile* file, std::vector<AlignedBuffer>& storage) {
-  if (m.mf8 != nullptr || !mf8_applies(m.minifloat, m.cols)) return;
-  const size_t row_bytes = mf8_row_bytes(m.cols), total = row_bytes * size_t(m.rows);
+namespace {
+AlignedBuffer aligned_bytes(size_t total) {
   const size_t padded = (total + 63) / 64 * 64;
   void* raw = std::aligned_alloc(64, padded > 0 ? padded : 64);
   if (raw == nullptr) throw Error("out of memory for weights (" + std::to_string(total) + " bytes)");
-  AlignedBuffer buf(static_cast<uint8_t*>(raw));
+  return AlignedBuffer(static_cast<uint8_t*>(raw));
+}
+}  // namespace
+
+bool minifloat_to_q8_0(Weight& m, const gguf::GgufFile* file, std::vector<AlignedBuffer>& storage) {
+  const MiniFloatFormat& f = m.minifloat;
+  if (!mf8_applies(f, m.cols)) return false;
+  const int mult = f.int_multiplier();
+  const int64_t nb = m.cols / kQK8_0;
+  const size_t scale_bytes = f.scale_row_bytes(m.cols);
+  // Every block's Q8_0 scale, or false at the first that is not exact.
+  std::vector<uint16_t> d(size_t(m.rows * nb));
+  for (int64_t r = 0; r < m.rows; ++r) {
+    const uint8_t* scales = m.mf_scale + size_t(r) * scale_bytes;
+    for (int64_t b = 0; b < nb; ++b) {
+      const float s0 = minifloat_block_scale(f, scales, (b * kQK8_0) / f.block);
+      const float s1 = minifloat_block_scale(f, scales, (b * kQK8_0 + 16) / f.block);
+      const float ds = s0 / float(mult);  // exact: a power-of-two division of a normal f32
+      const uint16_t h = f32_to_fp16(ds);
+      if (s0 != s1 || fp16_to_f32(h) != ds || ds * float(mult) != s0) return false;
+      d[size_t(r * nb + b)] = h;
+    }
+  }
+  const size_t row_bytes = size_t(nb) * sizeof(Q8_0Block);
+  AlignedBuffer buf = aligned_bytes(row_bytes * size_t(m.rows));
+  const float* table = minifloat_table(f.exp_bits, f.man_bits);
+  for (int64_t r = 0; r < m.rows; ++r) {
+    Q8_0Block* out = reinterpret_cast<Q8_0Block*>(buf.get() + size_t(r) * row_bytes);
+    for (int64_t b = 0; b < nb; ++b) {
+      Q8_0Block blk;
+      blk.d = d[size_t(r * nb + b)];
+      for (int i = 0; i < kQK8_0; ++i)
+        blk.qs[i] = int8_t(std::lrint(table[minifloat_code(m.row(r), f.bits(), b * kQK8_0 + i)] * float(mult)));
+      std::memcpy(out + b, &blk, sizeof blk);
+    }
+  }
+  if (file) {
+    file->drop_pages(m.data, size_t(m.rows) * m.row_bytes);
+    file->drop_pages(m.mf_scale, size_t(m.rows) * scale_bytes);
+  }
+  Weight q;
+  q.type = GgmlType::Q8_0;
+  q.rows = m.rows;
+  q.cols = m.cols;
+  q.row_bytes = row_bytes;
+  q.data = buf.get();
+  storage.push_back(std::move(buf));
+  m = q;
+  return true;
+}
+
+void pack_minifloat(Weight& m, const gguf::GgufFile* file, std::vector<AlignedBuffer>& storage) {
+  if (m.mf8 != nullptr || !mf8_applies(m.minifloat, m.cols)) return;
+  const size_t row_bytes = mf8_row_bytes(m.cols);
+  AlignedBuffer buf = aligned_bytes(row_bytes * size_t(m.rows));
   const size_t scale_bytes = m.minifloat.scale_row_bytes(m.cols);
   for (int64_t r = 0; r < m.rows; ++r)
     mf8_pack_row(m.minifloat, m.cols, m.row(r), m.mf_scale + size_t(r) * scale_bytes, buf.get() + size_t(r) * row_bytes);

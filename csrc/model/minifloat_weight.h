@@ -21,6 +21,15 @@ Weight as_minifloat_matrix(const gguf::GgufFile& f, const gguf::TensorInfo& t, c
 Weight minifloat_weight(const MiniFloatFormat& fmt, const uint8_t* codes, const uint8_t* scales, int64_t rows,
                         int64_t cols, const std::string& what);
 
+// An integer-valued minifloat matrix whose every block of 32 has one scale s
+// with s / m a binary16 value (m = 2 or 8: E2M1 or E2M3 elements; true for
+// f16 groups of 32 or more and MX blocks of real weights, rarely for NVFP4's
+// two E4M3 scales per 32) is exactly a Q8_0 matrix: q = m v, d = s / m. Then
+// `m` becomes that Q8_0 matrix (rows in a new buffer of `storage`), which the
+// Q8_0 kernels (packed int8 GEMM, dots, decoders) run as any other, and this
+// returns true; otherwise it returns false and leaves `m` as it is.
+bool minifloat_to_q8_0(Weight& m, const gguf::GgufFile* file, std::vector<AlignedBuffer>& storage);
+
 // Repacks an integer-valued minifloat matrix into mf8 rows (no-op for the
 // others), keeping the copy in `storage`.
 void pack_minifloat(Weight& m, const gguf::GgufFile* file, std::vector<AlignedBuffer>& storage);

@@ -344,7 +344,8 @@ ModelWeights bind_weights(const gguf::GgufFile& f, const ModelConfig& c) {
 
 void pack_weight(Weight& m, const gguf::GgufFile* file, ThreadPool* pool, std::vector<AlignedBuffer>& storage) {
   if (m.ternary.kind > 0) return;  // used in place (kernels/ternary_layout.h)
-  if (m.minifloat.exp_bits > 0) {
+  // A minifloat matrix that is exactly Q8_0 becomes Q8_0 and is packed as such below.
+  if (m.minifloat.exp_bits > 0 && !minifloat_to_q8_0(m, file, storage)) {
     pack_minifloat(m, file, storage);
     return;
   }

@@ -108,7 +108,11 @@ TEST_CASE("mf8_dots: extreme weights and activations") {
 }
 
 TEST_CASE("mf8_pack_row: codes become value x multiplier, s[h] x q the decoded weight") {
-  for (auto [E, M, mult] : {std::tuple{2, 1, 2}, std::tuple{2, 3, 8}}) {
+  struct Element {
+    int E, M, mult;
+  };
+  for (const Element& el : {Element{2, 1, 2}, Element{2, 3, 8}}) {
+    const int E = el.E, M = el.M, mult = el.mult;
     MiniFloatFormat f;
     f.exp_bits = E;
     f.man_bits = M;
@@ -119,7 +123,7 @@ TEST_CASE("mf8_pack_row: codes become value x multiplier, s[h] x q the decoded w
     const int bits = f.bits(), n_codes = 1 << bits;
     const int64_t K = 64;
     std::vector<uint8_t> codes(size_t(K) * bits / 8), scales(f.scale_row_bytes(K));
-    std::vector<float> decoded(size_t(K)), repacked(size_t(K));
+    std::vector<float> decoded(static_cast<size_t>(K)), repacked(static_cast<size_t>(K));
     std::vector<uint8_t> row(mf8_row_bytes(K));
     for (int first = 0; first < n_codes; first += int(K)) {
       std::fill(codes.begin(), codes.end(), 0);

@@ -161,3 +161,21 @@ def test_hostile_side_tensors(nvfp4_parts, tmp_path):
     # Two descriptors for one matrix.
     lk = "minicpm_edge.lowbit." + NAME
     _refused(tmp_path, {**kvs, lk: gb.enc_kv(lk, gb.ARRAY, [4, 32, 1], gb.U32)}, tensors, "two", "more than one")
+
+
+@pytest.mark.parametrize("head", ["e2m1g32", "nvfp4", "e4m3g32"])
+def test_minifloat_head_and_embedding(tiny_models, tmp_path, head):
+    """--output-tensor-type puts the tied embedding table itself in a minifloat type: rows
+    are decoded for lookups, the head runs as any matrix; the oracle is the file
+    re-typed to F32 by the converter's decoder (FORMAT.md's arithmetic)."""
+    path = convert(tiny_models / "llama-tied", tmp_path / "tied.gguf", "q8_0", progress=False,
+                   output_tensor_type=head)
+    fields = GGUFReader(str(path)).fields
+    assert list(fields["minicpm_edge.minifloat.token_embd.weight"].contents()) == \
+        parse_minifloat(head).descriptor()
+    f32 = convert(path, tmp_path / "decoded.gguf", "f32", progress=False)
+    ids = list(np.random.default_rng(9).integers(3, 200, 24))
+    ref = logits(f32, ids, False)
+    span = float(np.abs(ref).max())
+    assert float(np.abs(logits(path, ids, False) - ref).max()) <= 1e-5 * span
+    assert float(np.abs(logits(path, ids, True) - ref).max()) <= 0.05 * span

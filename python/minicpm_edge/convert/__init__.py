@@ -61,12 +61,14 @@ def convert(src: str | Path, out: str | Path, out_type: str = "f16", progress: b
               low-bit type w{b}g{G} / w{b}g{G}s (b = 1..4 bits, groups of G = 32/64/128
               inputs, asymmetric / symmetric) for the decoder-layer matrices, the
               other matrices then being q8_0 -- see docs/FORMAT.md; or t2, ternary
-              matrices (BitNet b1.58) with q8_0 for the others.
+              matrices (BitNet b1.58) with q8_0 for the others; or a minifloat type
+              (e4m3g32, e2m1g32, ..., mxfp8_e4m3, mxfp6_e2m3, mxfp4, nvfp4: FP8/FP6/FP4
+              codes with block scales, minifloat_type.py) for the decoder-layer matrices.
     progress: show progress bars.
     output_tensor_type: type of the LM head (output.weight, or token_embd.weight when
               the head is tied to it), any ``out_type`` name; None keeps the policy's
               choice (``out_type``; q8_0 for the low-bit types).
-    method:   how low-bit matrices are quantized: "rtn" (round to nearest), or with
+    method:   how low-bit (and minifloat: rtn or gptq) matrices are quantized: "rtn" (round to nearest), or with
               calibration (``calib``): "gptq", "awq" (activation-aware scales folded into
               the norms, weighted group search) or "awq-gptq" (both). The ggml types are
               always encoded as llama.cpp does.

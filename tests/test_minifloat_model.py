@@ -160,7 +160,7 @@ def test_hostile_side_tensors(nvfp4_parts, tmp_path):
     _refused(tmp_path, kvs, bad, "codes-shape", "I8 of shape")
     # Two descriptors for one matrix.
     lk = "minicpm_edge.lowbit." + NAME
-    _refused(tmp_path, {**kvs, lk: gb.enc_kv(lk, gb.ARRAY, [4, 32, 1], gb.U32)}, tensors, "two", "more than one")
+    _refused(tmp_path, {**kvs, lk: gb.enc_kv(lk, gb.ARRAY, [4, 32, 1], gb.U32)}, tensors, "two", "minifloat descriptor and a low-bit")
 
 
 @pytest.mark.parametrize("head", ["e2m1g32", "nvfp4", "e4m3g32"])

@@ -287,9 +287,10 @@ ModelWeights bind_weights(const gguf::GgufFile& f, const ModelConfig& c) {
     const gguf::Value* lowbit = f.find("minicpm_edge.lowbit." + t.name);
     const gguf::Value* ternary = f.find("minicpm_edge.ternary." + t.name);
     const gguf::Value* minifloat = f.find("minicpm_edge.minifloat." + t.name);
-    if (int(lowbit != nullptr) + int(ternary != nullptr) + int(minifloat != nullptr) > 1)
-      throw FormatError("GGUF: tensor '" + t.name + "' has more than one of the low-bit, ternary and minifloat "
-                        "descriptors");
+    if (lowbit && ternary)
+      throw FormatError("GGUF: tensor '" + t.name + "' has both a low-bit and a ternary descriptor");
+    if (minifloat && (lowbit || ternary))
+      throw FormatError("GGUF: tensor '" + t.name + "' has a minifloat descriptor and a low-bit or ternary one");
     if (minifloat) return as_minifloat_matrix(f, t, *minifloat, rows, cols);
     if (lowbit) return as_lowbit_matrix(f, t, *lowbit, rows, cols);
     if (ternary) return as_ternary_matrix(f, t, *ternary, rows, cols, arena, w.packed_storage);

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "bindings/bindings.h"
+#include "bindings/kernel_args.h"
 #include "core/error.h"
 #include "core/thread_pool.h"
 #include "kernels/dispatch.h"
@@ -22,9 +23,6 @@
 namespace py = pybind11;
 
 namespace mce::py_bind {
-namespace {
-
-using FloatArray = py::array_t<float, py::array::c_style | py::array::forcecast>;
 
 // Bytes of a bytes-like object or a numpy uint8 array, copied to 64-byte
 // aligned storage (std::vector<float> storage is at least 4-byte aligned, and
@@ -50,6 +48,8 @@ std::vector<float> copy_bytes(const py::object& data, size_t* nbytes) {
   if (*nbytes) std::memcpy(buf.data(), info.ptr, *nbytes);
   return buf;
 }
+
+namespace {
 
 GgmlType checked_type(int64_t type_id) {
   if (type_id < 0 || type_id >= 40 || type_geometry(static_cast<uint32_t>(type_id)).name == nullptr) {
@@ -148,6 +148,8 @@ float vec_dot(int64_t type_id, const py::object& weight, FloatArray x, const py:
   return r;
 }
 
+}  // namespace
+
 // y[n_tok, w.rows] = x . W^T through the matmul driver, on the level `isa`
 // (the process-wide level is switched for the call and restored).
 py::array_t<float> run_matmul(const Weight& w, const FloatArray& x, int64_t n_tok, bool int8, int n_threads,
@@ -167,6 +169,8 @@ py::array_t<float> run_matmul(const Weight& w, const FloatArray& x, int64_t n_to
   set_isa(previous);
   return y;
 }
+
+namespace {
 
 // The whole matmul driver on one weight matrix given as GGUF rows: packing
 // (pack=True, for the types that have an interleaved layout), activation

@@ -129,6 +129,14 @@ using TernaryLutDotsFn = void (*)(int64_t K, const uint8_t* w, int64_t n_blocks,
 // kW8A8MaxCols and weights in [-127, 127] (the loader's checks).
 using W8A8DotsFn = void (*)(int64_t K, const uint8_t* w, int64_t n_groups, const int8_t* act, size_t act_stride,
                             const int32_t* sums, int n_tok, int32_t* out, int64_t out_stride);
+// Minifloat weights repacked to int8 (kernels/minifloat_layout.h: E2M1 and
+// E2M3 elements, 40 bytes per 32 inputs) against Q8_0 activation rows: for
+// r < n_rows, t < n_tok, out[t * out_stride + r] = row r (at w + r *
+// row_bytes) . token t (at act + t * act_stride), formed as
+// kernels/mf8_driver.h states (exact int32 per 16 inputs, then a fixed
+// sequence of f32 fmas), so every level gives the reference's bits.
+using Mf8DotsFn = void (*)(int64_t K, const uint8_t* w, size_t row_bytes, int n_rows, const uint8_t* act,
+                           size_t act_stride, int n_tok, float* out, int64_t out_stride);
 
 struct WeightKernel {
   GgmlType act_type = GgmlType::F32;   // F32, Q8_0, Q8_1 or Q8_K
@@ -162,6 +170,8 @@ struct KernelTable {
   TernaryLutDotsFn ternary_lut_dots = nullptr;
   // W8A8; always set (scalar fallback). Its activations are ternary_quantize's.
   W8A8DotsFn w8a8_dots = nullptr;
+  // Int8 minifloat dots; always set (scalar fallback).
+  Mf8DotsFn mf8_dots = nullptr;
 };
 
 // The kernels one ISA level provides. make_kernel_table() turns a set into a
@@ -190,6 +200,7 @@ struct KernelSet {
   TernaryLutBuildFn ternary_lut_build = nullptr;  // nullptr: scalar
   TernaryLutDotsFn ternary_lut_dots = nullptr;    // nullptr: scalar
   W8A8DotsFn w8a8_dots = nullptr;                 // nullptr: scalar
+  Mf8DotsFn mf8_dots = nullptr;                   // nullptr: scalar
 };
 
 constexpr KernelTable make_kernel_table(Isa isa, const KernelSet& k) {
@@ -235,6 +246,7 @@ constexpr KernelTable make_kernel_table(Isa isa, const KernelSet& k) {
   t.ternary_lut_build = k.ternary_lut_build ? k.ternary_lut_build : ref::ternary_lut_build;
   t.ternary_lut_dots = k.ternary_lut_dots ? k.ternary_lut_dots : ref::ternary_lut_dots;
   t.w8a8_dots = k.w8a8_dots ? k.w8a8_dots : ref::w8a8_dots;
+  t.mf8_dots = k.mf8_dots ? k.mf8_dots : ref::mf8_dots;
   return t;
 }
 

@@ -3,7 +3,9 @@
 #include <algorithm>
 
 #include "kernels/dispatch.h"
+#include "kernels/minifloat_layout.h"
 #include "kernels/w8a8_matmul.h"
+#include "model/minifloat_weight.h"
 #include "quant/blocks.h"
 #include "quant/ggml_types.h"
 
@@ -83,6 +85,10 @@ void decode_row_slice(const KernelTable& kt, const Weight& w, int64_t r, int64_t
     // k0, k1 are multiples of the panel slice (512) or the row's ends, so
     // whole 128-input chunks.
     ternary_decode_row(w.row(r) + ternary_row_bytes(k0), k1 - k0, w.ternary.scale, out);
+    return;
+  }
+  if (w.minifloat.exp_bits > 0) {
+    minifloat_row(w, r, k0, k1, out);
     return;
   }
   if (w.packed_kind == PackedKind::LutTile) {
@@ -483,6 +489,28 @@ void matmul_ternary(const MatmulTarget* targets, int n, const float* x, int64_t 
   });
 }
 
+// Integer-valued minifloat weights in mf8 rows (kernels/minifloat_layout.h)
+// against Q8_0 activations: one quantization per token, then tasks of row
+// chunks x token tiles, each one call of the level's mf8 dots.
+void matmul_mf8(const Weight& w, const float* x, int64_t n_tok, float* y, ThreadPool& pool,
+                std::vector<uint8_t>& act_buf, int64_t y_stride) {
+  const KernelTable& kt = kernels();
+  const int64_t K = w.cols;
+  const size_t stride = act_row_bytes(GgmlType::Q8_0, K);
+  if (act_buf.size() < stride * size_t(n_tok)) act_buf.resize(stride * size_t(n_tok));
+  uint8_t* act = act_buf.data();
+  pool.parallel_for(n_tok, [&](int64_t t, int) { kt.quantize_q8_0(x + t * K, act + size_t(t) * stride, K); });
+  const size_t row_bytes = mf8_row_bytes(K);
+  const int64_t n_row_chunks = (w.rows + kRowsPerTask - 1) / kRowsPerTask;
+  const int64_t n_tok_tiles = (n_tok + kTokensPerTile - 1) / kTokensPerTile;
+  pool.parallel_for(n_row_chunks * n_tok_tiles, [&](int64_t task, int) {
+    const int64_t r0 = (task % n_row_chunks) * kRowsPerTask, r1 = std::min(w.rows, r0 + kRowsPerTask);
+    const int64_t t0 = (task / n_row_chunks) * kTokensPerTile, t1 = std::min(n_tok, t0 + kTokensPerTile);
+    kt.mf8_dots(K, w.mf8 + size_t(r0) * row_bytes, row_bytes, int(r1 - r0), act + size_t(t0) * stride, stride,
+                int(t1 - t0), y + t0 * y_stride + r0, y_stride);
+  });
+}
+
 LowBitGemm g_lowbit_gemm = LowBitGemm::Auto;
 
 // Low-bit GEMM path for a batch of n_tok tokens (see lowbit_gemm_uses_int8).
@@ -517,6 +545,14 @@ void matmul(const Weight& w, const float* x, int64_t n_tok, float* y, ThreadPool
   if (w.w8a8_scale && precision == ActivationPrecision::Int8) {
     const MatmulTarget target{&w, y, y_stride};
     matmul_w8a8(&target, 1, x, n_tok, pool, act_buf);
+    return;
+  }
+  // Batches from kPanelMinTokens on decode mf8 rows into f32 panels instead:
+  // with one dot per row and token, the int8 dots were 4-5x slower than the
+  // panel GEMM on 256 tokens (1536 x 576, AVX-512 VM), while decode gained
+  // 1.9x (SmolLM2-135M with every layer matrix in mf8 rows, one thread).
+  if (w.mf8 != nullptr && precision == ActivationPrecision::Int8 && n_tok < kPanelMinTokens) {
+    matmul_mf8(w, x, n_tok, y, pool, act_buf, y_stride);
     return;
   }
   if (w.lowbit.bits > 0 && precision == ActivationPrecision::Int8) {

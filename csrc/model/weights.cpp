@@ -9,6 +9,7 @@
 #include <utility>
 
 #include "kernels/dispatch.h"
+#include "model/minifloat_weight.h"
 #include "quant/dequantize.h"
 #include "quant/ternary_import.h"
 
@@ -306,6 +307,10 @@ void embedding_row(const Weight& w, int64_t r, float* out) {
     for (int64_t k = 0; k < w.cols; ++k) out[k] = float(row[k]) * w.w8a8_scale[r];
     return;
   }
+  if (w.minifloat.exp_bits > 0) {
+    minifloat_row(w, r, 0, w.cols, out);
+    return;
+  }
   if (w.lowbit.bits > 0) {
     const int64_t per_row = w.cols / w.lowbit.group;
     lowbit_dequantize_row(w.lowbit, w.cols, w.row(r), w.lowbit_scale + r * per_row,
@@ -325,9 +330,12 @@ ModelWeights bind_weights(const gguf::GgufFile& f, const ModelConfig& c) {
     const gguf::Value* lowbit = f.find("minicpm_edge.lowbit." + t.name);
     const gguf::Value* ternary = f.find("minicpm_edge.ternary." + t.name);
     const gguf::Value* w8a8 = f.find("minicpm_edge.w8a8." + t.name);
-    if ((lowbit != nullptr) + (ternary != nullptr) + (w8a8 != nullptr) > 1)
-      throw FormatError("GGUF: tensor '" + t.name + "' has more than one descriptor (low-bit, ternary, W8A8)");
+    const gguf::Value* minifloat = f.find("minicpm_edge.minifloat." + t.name);
+    if ((lowbit != nullptr) + (ternary != nullptr) + (w8a8 != nullptr) + (minifloat != nullptr) > 1)
+      throw FormatError("GGUF: tensor '" + t.name +
+                        "' has more than one descriptor (low-bit, ternary, W8A8, minifloat)");
     if (w8a8) return as_w8a8_matrix(f, t, *w8a8, rows, cols);
+    if (minifloat) return as_minifloat_matrix(f, t, *minifloat, rows, cols);
     if (lowbit) return as_lowbit_matrix(f, t, *lowbit, rows, cols);
     if (ternary) return as_ternary_matrix(f, t, *ternary, rows, cols, arena, w.packed_storage);
     return as_matrix(t, rows, cols);
@@ -400,6 +408,11 @@ void pack_weight(Weight& m, const gguf::GgufFile* file, ThreadPool* pool, std::v
   if (m.ternary.kind > 0) return;  // used in place (kernels/ternary_layout.h)
   if (m.w8a8_scale) {
     if (!m.w8a8_groups) pack_w8a8(m, file, pool, storage);
+    return;
+  }
+  // A minifloat matrix that is exactly Q8_0 becomes Q8_0 and is packed as such below.
+  if (m.minifloat.exp_bits > 0 && !minifloat_to_q8_0(m, file, storage)) {
+    pack_minifloat(m, file, storage);
     return;
   }
   const bool lowbit = m.lowbit.bits > 0;

@@ -15,6 +15,7 @@
 #include "kernels/ternary_layout.h"
 #include "kernels/w8a8_layout.h"
 #include "model/config.h"
+#include "quant/minifloat.h"
 
 namespace mce {
 
@@ -56,6 +57,14 @@ struct Weight {
   // rows in the kernels' groups of 16 (kernels/w8a8_layout.h), packed at load.
   const float* w8a8_scale = nullptr;
   const uint8_t* w8a8_groups = nullptr;
+  // Minifloat (docs/FORMAT.md "Minifloats"; minifloat.exp_bits > 0): `data`
+  // holds the codes (row_bytes = K*bits/8), mf_scale the block scales as
+  // stored (minifloat.scale_row_bytes(K) per row). Integer-valued formats
+  // are also repacked into mf8 rows (kernels/minifloat_layout.h; mf8 !=
+  // nullptr, mf8_row_bytes(K) apart), which both paths then read.
+  MiniFloatFormat minifloat{};
+  const uint8_t* mf_scale = nullptr;
+  const uint8_t* mf8 = nullptr;
 
   const uint8_t* row(int64_t r) const { return data + static_cast<size_t>(r) * row_bytes; }
   const uint8_t* group(int64_t g) const { return packed + static_cast<size_t>(g) * packed_group_bytes; }

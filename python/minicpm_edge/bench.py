@@ -53,6 +53,7 @@ def _tensor_elements(shape: Iterable[int]) -> int:
 LOWBIT_KEY = "minicpm_edge.lowbit."   # docs/FORMAT.md: [bits, group, has_min] per low-bit matrix
 TERNARY_KEY = "minicpm_edge.ternary."  # docs/FORMAT.md: [2] per t2 matrix, [3, rows, cols] per tl3 one
 W8A8_KEY = "minicpm_edge.w8a8."        # docs/FORMAT.md: [8, 8] per W8A8 matrix (I8 weights + F32 row scales)
+MINIFLOAT_KEY = "minicpm_edge.minifloat."  # docs/FORMAT.md: [E, M, block, scaling] per minifloat matrix
 
 
 def count_params(md: dict, tensors: Sequence[dict]) -> int:
@@ -62,6 +63,9 @@ def count_params(md: dict, tensors: Sequence[dict]) -> int:
     lowbit = {k[len(LOWBIT_KEY):]: int(v[0]) for k, v in md.items()
               if k.startswith(LOWBIT_KEY) and isinstance(v, list) and len(v) == 3 and v[0] in (1, 2, 3, 4)}
     lowbit.update({k[len(TERNARY_KEY):]: 2 for k, v in md.items() if k.startswith(TERNARY_KEY) and v == [2]})
+    lowbit.update({k[len(MINIFLOAT_KEY):]: 1 + int(v[0]) + int(v[1]) for k, v in md.items()
+                   if k.startswith(MINIFLOAT_KEY) and isinstance(v, list) and len(v) == 4
+                   and 1 + int(v[0]) + int(v[1]) in (4, 6, 8)})
     # matrix name -> the weights it holds
     held = {t["name"]: _tensor_elements(t["shape"]) * 8 // lowbit[t["name"]] for t in tensors if t["name"] in lowbit}
     held.update({k[len(TERNARY_KEY):]: int(v[1]) * int(v[2]) for k, v in md.items()
@@ -72,7 +76,7 @@ def count_params(md: dict, tensors: Sequence[dict]) -> int:
         name = t["name"]
         if name in held:
             n += held[name]
-        elif not (name.endswith((".scale", ".min")) and name.rsplit(".", 1)[0] in held):
+        elif not (name.endswith((".scale", ".min", ".tensor_scale")) and name.rsplit(".", 1)[0] in held):
             n += _tensor_elements(t["shape"])
     return n
 

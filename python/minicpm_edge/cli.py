@@ -120,6 +120,7 @@ def cmd_perplexity(a) -> int:
 LOWBIT_KEY = "minicpm_edge.lowbit."   # docs/FORMAT.md: one [bits, group, has_min] descriptor per matrix
 TERNARY_KEY = "minicpm_edge.ternary."  # docs/FORMAT.md: one [layout] descriptor per ternary matrix
 W8A8_KEY = "minicpm_edge.w8a8."        # docs/FORMAT.md: one [8, 8] descriptor per W8A8 matrix
+MINIFLOAT_KEY = "minicpm_edge.minifloat."  # docs/FORMAT.md: one [E, M, block, scaling] per minifloat matrix
 
 
 def descriptor_matrix(key: str, value) -> tuple[str, str] | None:
@@ -127,6 +128,10 @@ def descriptor_matrix(key: str, value) -> tuple[str, str] | None:
     if key.startswith(LOWBIT_KEY) and isinstance(value, list) and len(value) == 3:
         bits, group, has_min = (int(x) for x in value)
         return key[len(LOWBIT_KEY):], f"w{bits}g{group}" + ("" if has_min else "s")
+    if key.startswith(MINIFLOAT_KEY) and isinstance(value, list):
+        from .convert.minifloat_type import type_from_descriptor
+        t = type_from_descriptor(value)
+        return None if t is None else (key[len(MINIFLOAT_KEY):], t.name)
     if key.startswith(TERNARY_KEY) and value == [2]:
         return key[len(TERNARY_KEY):], "t2"
     if key.startswith(TERNARY_KEY) and isinstance(value, list) and len(value) == 3 and value[0] == 3:
@@ -146,7 +151,7 @@ def tensor_kinds(tensors: list[dict], metadata: dict) -> dict[str, str]:
     of the matrix whose codes, scales or offsets it holds."""
     kinds = {t["name"]: t["type_name"] for t in tensors}
     for matrix, kind in lowbit_matrices(metadata).items():
-        for name in (matrix, matrix + ".scale", matrix + ".min"):
+        for name in (matrix, matrix + ".scale", matrix + ".min", matrix + ".tensor_scale"):
             if name in kinds:
                 kinds[name] = kind
     return kinds
@@ -168,7 +173,8 @@ def cmd_info(a) -> int:
         if descriptor_matrix(k, v) is not None and not a.tensors:
             if not summarized:   # one line for all descriptors; --tensors shows each
                 counts = Counter(lowbit.values()).most_common()
-                prefixes = [p + "*" for p in (LOWBIT_KEY, TERNARY_KEY, W8A8_KEY) if any(m.startswith(p) for m in f.metadata)]
+                prefixes = [p + "*" for p in (LOWBIT_KEY, TERNARY_KEY, W8A8_KEY, MINIFLOAT_KEY)
+                            if any(m.startswith(p) for m in f.metadata)]
                 print(f"  {' / '.join(prefixes)} = {len(lowbit)} matrices: "
                       f"{', '.join(f'{n} {t}' for t, n in counts)}")
                 summarized = True
@@ -189,7 +195,7 @@ def cmd_info(a) -> int:
         # a low-bit matrix counts once, with the bytes of its codes, scales and offsets
         by_type[kind] += kind not in lowbit.values() or t["name"] in lowbit
         size_by_type[kind] += t["nbytes"]
-    print(f"tensors: {len(tensors)}" + (f" ({len(lowbit)} low-bit / ternary matrices of 2-3 tensors each)"
+    print(f"tensors: {len(tensors)}" + (f" ({len(lowbit)} low-bit / ternary / minifloat matrices of 2-3 tensors each)"
                                         if lowbit else ""))
     for name, count in by_type.most_common():
         unit = "matrices" if name in lowbit.values() else "tensors "
@@ -232,7 +238,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "low-bit w{b}g{G} (asymmetric) / w{b}g{G}s (symmetric) with b = 1..4 bits and groups of "
                         "G = 32, 64 or 128 inputs, e.g. w2g64 (RTN; decoder-layer matrices only, the rest q8_0; "
                         "read by this runtime's table-lookup kernels, not by llama.cpp); or w8a8, int8 weights "
-                        "per output channel run with int8 activations per token (with --method smoothquant)")
+                        "per output channel run with int8 activations per token (with --method smoothquant); or a "
+                        "minifloat: e4m3g32, e5m2g32, e3m2g32, e2m3g32, e2m1g32 (f16 scale per group; also "
+                        "g16/g64/g128), mxfp8_e4m3, mxfp8_e5m2, mxfp6_e3m2, mxfp6_e2m3, mxfp4 (OCP MX) or nvfp4 "
+                        "(rtn or gptq)")
     v.add_argument("--output-tensor-type", default=None, type=_out_type, metavar="TYPE",
                    help="type of the LM head (output.weight, or token_embd.weight when the head is tied to "
                         "it), any TYPE above; default: as --type, q8_0 for the low-bit types")

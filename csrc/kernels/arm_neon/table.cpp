@@ -19,7 +19,7 @@ constexpr KernelTable kNeonTable = make_kernel_table(
               {},
               neon::gemm_f32_panel, neon::gemv_f16_panel, neon::gemv_bf16_panel, neon::lut_build, neon::lut_gemv,
               neon::ternary_quantize, neon::ternary_dots, neon::ternary_lut_build,
-              neon::ternary_lut_dots, neon::w8a8_dots});
+              neon::ternary_lut_dots, neon::w8a8_dots, neon::mf8_dots});
 
 }  // namespace
 

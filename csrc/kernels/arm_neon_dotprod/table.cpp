@@ -20,7 +20,7 @@ constexpr KernelTable kNeonDotprodTable = make_kernel_table(
               {neon_dotprod::gemm_q4_0x8, neon_dotprod::gemm_q4_1x8, neon_dotprod::gemm_q8_0x8},
               neon::gemm_f32_panel, neon::gemv_f16_panel, neon::gemv_bf16_panel, neon::lut_build, neon::lut_gemv,
               neon::ternary_quantize, neon_dotprod::ternary_dots, neon::ternary_lut_build,
-              neon::ternary_lut_dots, neon_dotprod::w8a8_dots});
+              neon::ternary_lut_dots, neon_dotprod::w8a8_dots, neon_dotprod::mf8_dots});
 
 }  // namespace
 

@@ -70,5 +70,10 @@ void ternary_lut_dots(int64_t K, const uint8_t* w, int64_t n_blocks, const int32
 // W8A8 dots (W8A8DotsFn in kernels/dispatch.h).
 void w8a8_dots(int64_t K, const uint8_t* w, int64_t n_groups, const int8_t* act, size_t act_stride,
                const int32_t* sums, int n_tok, int32_t* out, int64_t out_stride);
+// Int8 minifloat dots (Mf8DotsFn in kernels/dispatch.h), and the block sums
+// they are made of (kernels/mf8_driver.h), for the SIMD levels' tails.
+void mf8_dots(int64_t K, const uint8_t* w, size_t row_bytes, int n_rows, const uint8_t* act, size_t act_stride,
+              int n_tok, float* out, int64_t out_stride);
+void mf8_block_sums(const uint8_t* w, const uint8_t* x, int n, int32_t* sums);
 
 }  // namespace mce::ref

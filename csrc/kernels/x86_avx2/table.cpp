@@ -17,7 +17,7 @@ constexpr KernelTable kAvx2Table = make_kernel_table(
                {avx2::gemm_q4_0x8, avx2::gemm_q4_1x8, avx2::gemm_q8_0x8},
               avx2::gemm_f32_panel, avx2::gemv_f16_panel, avx2::gemv_bf16_panel, avx2::lut_build, avx2::lut_gemv,
               avx2::ternary_quantize, avx2::ternary_dots, avx2::ternary_lut_build,
-              avx2::ternary_lut_dots, avx2::w8a8_dots});
+              avx2::ternary_lut_dots, avx2::w8a8_dots, avx2::mf8_dots});
 
 }  // namespace
 

@@ -18,7 +18,7 @@ constexpr KernelTable kAvx512Table = make_kernel_table(
                {avx512::gemm_q4_0x8, avx512::gemm_q4_1x8, avx512::gemm_q8_0x8},
               avx512::gemm_f32_panel, avx512::gemv_f16_panel, avx512::gemv_bf16_panel, avx512::lut_build, avx512::lut_gemv,
               avx512::ternary_quantize, avx512::ternary_dots, avx512::ternary_lut_build,
-              avx512::ternary_lut_dots, avx512::w8a8_dots});
+              avx512::ternary_lut_dots, avx512::w8a8_dots, avx512::mf8_dots});
 
 }  // namespace
 

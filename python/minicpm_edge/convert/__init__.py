@@ -26,6 +26,7 @@ from .errors import (CheckpointFormatError, ConfigError, ConvertError, MissingCo
                      UnsupportedArchitectureError, UnsupportedTypeError)
 from .gguf_source import float_tensors, is_gguf, retype_gguf
 from .lowbit import LowBitType
+from .minifloat_type import MiniFloatType
 from .ternary import TernaryType
 from .w8a8 import W8A8Type
 from .hf_convert import ARCHITECTURES, convert_hf
@@ -46,7 +47,8 @@ SUPPORTED_ARCHITECTURES = tuple(sorted(ARCHITECTURES))
 def _default_name(src: Path, out_type: str) -> str:
     stem = src.stem if src.is_file() else src.resolve().name
     # "model.Q4_1" -> "model": don't stack type suffixes when re-typing
-    stem = re.sub(r"[.-](f32|f16|bf16|q\d_[0-9a-z_]+|w\dg\d+s?|w8a8|t2|tl3|tq\d_0)$", "", stem, flags=re.IGNORECASE)
+    stem = re.sub(r"[.-](f32|f16|bf16|q\d_[0-9a-z_]+|w\dg\d+s?|w8a8|t2|tl3|tq\d_0|e\dm\dg\d+|mxfp\d(_e\dm\d)?|nvfp4)$",
+                  "", stem, flags=re.IGNORECASE)
     return f"{stem}-{out_type}.gguf"
 
 
@@ -64,12 +66,15 @@ def convert(src: str | Path, out: str | Path, out_type: str = "f16", progress: b
               inputs, asymmetric / symmetric) for the decoder-layer matrices, the
               other matrices then being q8_0 -- see docs/FORMAT.md; or t2, ternary
               matrices (BitNet b1.58) with q8_0 for the others; or w8a8, int8 weights per
-              output row for int8 per-token activations (with method "smoothquant").
+              output row for int8 per-token activations (with method "smoothquant"); or a
+              minifloat type (e4m3g32, e2m1g32, ..., mxfp8_e4m3, mxfp6_e2m3, mxfp4, nvfp4:
+              FP8/FP6/FP4 codes with block scales, minifloat_type.py) for the decoder-layer
+              matrices.
     progress: show progress bars.
     output_tensor_type: type of the LM head (output.weight, or token_embd.weight when
               the head is tied to it), any ``out_type`` name; None keeps the policy's
               choice (``out_type``; q8_0 for the low-bit types).
-    method:   how low-bit matrices are quantized: "rtn" (round to nearest), or with
+    method:   how low-bit (and minifloat: rtn or gptq) matrices are quantized: "rtn" (round to nearest), or with
               calibration (``calib``): "gptq", "awq" (activation-aware scales folded into
               the norms, weighted group search) or "awq-gptq" (both); or "smoothquant"
               (smoothquant.py: activation outliers folded into the weights before int8
@@ -98,6 +103,8 @@ def convert(src: str | Path, out: str | Path, out_type: str = "f16", progress: b
     kind = with_head_type(parse_out_type(out_type), output_tensor_type)
     method = parse_method(method)
     limit = make_budget(target_size, bpw)
+    if isinstance(kind.lowbit, MiniFloatType) and (method not in ("rtn", "gptq") or limit is not None):
+        raise ConvertError(f"{kind.name} is a minifloat type: use --method rtn or gptq and no size budget")
     w8a8 = isinstance(kind.lowbit, W8A8Type)
     if w8a8 and method not in ("smoothquant", "rtn"):
         raise ConvertError("--type w8a8 takes --method smoothquant (or rtn: per-row rounding without smoothing)")
@@ -109,7 +116,7 @@ def convert(src: str | Path, out: str | Path, out_type: str = "f16", progress: b
     if method == "smoothquant":
         from .smoothquant import parse_alpha
         alpha = parse_alpha(alpha)
-    elif (kind.lowbit is not None and not isinstance(kind.lowbit, (LowBitType, W8A8Type))
+    elif (kind.lowbit is not None and not isinstance(kind.lowbit, (LowBitType, W8A8Type, MiniFloatType))
           and (method != "rtn" or limit is not None)):
         raise ConvertError(f"{kind.name} stores ternary matrices, taken as they are or ternarized by absmean "
                            "(BitNet b1.58): use --method rtn and no size budget")
@@ -209,7 +216,7 @@ def _convert_calibrated(src: Path, out: Path, kind: OutType, method: str, calib,
     allows, then re-type it with the method. RTN calibrates only when ``calib`` is
     given (a budget's errors are then weighted by the activations)."""
     from . import calibrate
-    if method != "rtn" and kind.lowbit is None and not isinstance(kind.head, LowBitType):
+    if method != "rtn" and kind.lowbit is None and not isinstance(kind.head, (LowBitType, MiniFloatType)):
         raise ConvertError(f"method {method} quantizes the low-bit types (w{{b}}g{{G}}[s]); {kind.name} is "
                            "encoded as llama.cpp does, use --method rtn")
     if cal is not None and src.is_dir():

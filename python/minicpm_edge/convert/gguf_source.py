@@ -21,7 +21,7 @@ import gguf
 import numpy as np
 from gguf import GGMLQuantizationType, GGUFReader, GGUFValueType, GGUFWriter, quants
 
-from . import lowbit, ternary, w8a8
+from . import lowbit, minifloat_type, ternary, w8a8
 from .errors import CheckpointFormatError, UnsupportedTypeError
 from .lowbit import LowBitType
 from .plan import LowBitQuantizer, Rewrite, add_type_metadata, lowbit_group, plan_entry, rtn
@@ -123,10 +123,11 @@ def _decode_group(parts: list, fmt) -> np.ndarray:
 def _group_formats(reader: GGUFReader) -> dict:
     """The source's matrices in the project's formats: name -> LowBitType / TernaryType."""
     found: dict = {}
-    for formats in (lowbit.read_descriptors(reader), ternary.read_descriptors(reader), w8a8.read_descriptors(reader)):
+    for formats in (lowbit.read_descriptors(reader), ternary.read_descriptors(reader),
+                    w8a8.read_descriptors(reader), minifloat_type.read_descriptors(reader)):
         both = sorted(set(found) & set(formats))
         if both:
-            raise CheckpointFormatError(f"{both[0]}: has more than one descriptor (low-bit, ternary, W8A8)")
+            raise CheckpointFormatError(f"{both[0]}: has more than one descriptor (low-bit, ternary, W8A8, minifloat)")
         found.update(formats)
     return found
 
@@ -165,7 +166,7 @@ def _copied_keys(reader: GGUFReader):
     typed = False
     for key, field in reader.fields.items():
         if (key.startswith("GGUF.") or key in _NOT_COPIED or lowbit.is_lowbit_key(key) or ternary.is_ternary_key(key)
-                or w8a8.is_w8a8_key(key)):
+                or w8a8.is_w8a8_key(key) or minifloat_type.is_minifloat_key(key)):
             continue
         if key == "general.file_type":  # same place, new value(s)
             typed = True

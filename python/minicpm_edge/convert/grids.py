@@ -1,9 +1,9 @@
 """Weight value grids compared by perplexity: integers with group scales and the
 minifloat / MX / NVFP4 formats (minifloat.py), as "fake quantization" -- each
 decoder-layer matrix rounded to the grid (RTN, or GPTQ onto it) and written back as
-F32, so every grid runs the same exact arithmetic and only the values differ. None of
-the minifloat grids is a file format of the runtime yet; the integer ones at 1-4 bits
-are (w{b}g{G}[s]).
+F32, so every grid runs the same exact arithmetic and only the values differ. The
+minifloat grids other than E2M0 are also file types of the runtime, with the same
+values (minifloat_type.py), and so are the integer ones at 1-4 bits (w{b}g{G}[s]).
 
 Names: int{b}g{G} (asymmetric: scale and zero point) and int{b}g{G}s (symmetric), b up
 to 8; {e4m3,e5m2,e3m2,e2m3,e2m1,e2m0}g{G} (f16 scale per group, amax to the largest

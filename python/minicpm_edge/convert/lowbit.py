@@ -195,19 +195,19 @@ def dequantize(codes: np.ndarray, d: np.ndarray, m: np.ndarray | None, t: LowBit
 
 # ---- bit packing -----------------------------------------------------------------------------
 # Eight b-bit codes are exactly b bytes of the row's bit string, so rows are handled
-# eight codes at a time through one little-endian 32-bit word (8*b <= 32 bits):
+# eight codes at a time through one little-endian 64-bit word (8*b <= 64 bits):
 # code i of the eight sits at bit i*b of the word, and the word's low b bytes are
-# the b bytes of the string. This also covers b = 3, where codes straddle bytes.
+# the b bytes of the string. This also covers b = 3 and 6, where codes straddle bytes.
 def pack_codes(codes: np.ndarray, bits: int) -> np.ndarray:
-    """uint8 codes [M, K] (K a multiple of 8, values < 2^bits) -> uint8 [M, K*bits/8]."""
+    """uint8 codes [M, K] (K a multiple of 8, values < 2^bits, bits <= 8) -> uint8 [M, K*bits/8]."""
     rows, cols = codes.shape
     if cols % 8:
         raise ValueError(f"row length {cols} is not a multiple of 8")
     c = codes.reshape(rows, cols // 8, 8)
-    word = c[:, :, 0].astype("<u4")
+    word = c[:, :, 0].astype("<u8")
     for i in range(1, 8):
-        word |= c[:, :, i].astype("<u4") << np.uint32(i * bits)
-    return np.ascontiguousarray(word.view(np.uint8).reshape(rows, cols // 8, 4)[:, :, :bits]).reshape(
+        word |= c[:, :, i].astype("<u8") << np.uint64(i * bits)
+    return np.ascontiguousarray(word.view(np.uint8).reshape(rows, cols // 8, 8)[:, :, :bits]).reshape(
         rows, cols * bits // 8)
 
 
@@ -217,13 +217,13 @@ def unpack_codes(packed: np.ndarray, bits: int) -> np.ndarray:
     rows, nbytes = packed.shape
     if nbytes % bits:
         raise ValueError(f"{nbytes} bytes per row do not hold whole groups of 8 {bits}-bit codes")
-    words = np.zeros((rows, nbytes // bits, 4), np.uint8)
+    words = np.zeros((rows, nbytes // bits, 8), np.uint8)
     words[:, :, :bits] = packed.reshape(rows, nbytes // bits, bits)
-    word = words.view("<u4")[:, :, 0]
-    mask = np.uint32((1 << bits) - 1)
+    word = words.view("<u8")[:, :, 0]
+    mask = np.uint64((1 << bits) - 1)
     out = np.empty((rows, nbytes // bits, 8), np.uint8)
     for i in range(8):
-        out[:, :, i] = (word >> np.uint32(i * bits)) & mask
+        out[:, :, i] = (word >> np.uint64(i * bits)) & mask
     return out.reshape(rows, -1)
 
 

@@ -22,6 +22,7 @@ from .errors import ConvertError
 from .gptq import DAMP, gptq_quantize
 from .group_search import search_params
 from .lowbit import LowBitType, as_groups, check_params, group_codes
+from .minifloat_type import MiniFloatType
 from .plan import rtn
 
 log = logging.getLogger(__name__)
@@ -57,8 +58,15 @@ class Calibrated:
     damp: float = DAMP
     act_order: bool = True
 
-    def __call__(self, name: str, w: np.ndarray, t: LowBitType) -> tuple:
+    def __call__(self, name: str, w: np.ndarray, t: LowBitType | MiniFloatType) -> tuple:
         stats = self.calibration.for_tensor(name)
+        if isinstance(t, MiniFloatType):
+            if self.awq is not None or not self.gptq:
+                raise ConvertError(f"{t.name}: minifloat types are quantized by rtn or gptq")
+            if stats is None:
+                log.info("%s: no calibration input, round to nearest", name)
+                return t.quantize_rtn(w, name)
+            return t.quantize_gptq(w, stats.hessian, self.damp, self.act_order, name)
         if stats is None:
             log.info("%s: no calibration input, group search without GPTQ", name)
             return searched(name, w, t)

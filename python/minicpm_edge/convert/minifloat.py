@@ -132,22 +132,38 @@ def group_scale(g: np.ndarray, fmt: MiniFloat) -> np.ndarray:
     return (np.abs(g).max(axis=-1) / np.float32(fmt.max_finite)).astype(np.float16).astype(np.float32)
 
 
-def mx_scale(g: np.ndarray, fmt: MiniFloat) -> np.ndarray:
-    """OCP MX scale of each block [..., 32]: 2^(floor(log2 amax) - emax) as E8M0."""
+def mx_scale_codes(g: np.ndarray, fmt: MiniFloat) -> np.ndarray:
+    """E8M0 code of each block's [..., 32] OCP MX scale 2^(floor(log2 amax) - emax) (an
+    all-zero block gets the code of 2^-emax; its elements are all zero)."""
     amax = np.abs(g).max(axis=-1)
     exp = np.floor(np.log2(np.where(amax > 0, amax, 1.0))).astype(np.int64) - EMAX[fmt.name]
-    return np.where(amax > 0, e8m0_decode(e8m0_encode_exponent(exp)), 0.0).astype(np.float32)
+    return e8m0_encode_exponent(exp)
+
+
+def mx_scale(g: np.ndarray, fmt: MiniFloat) -> np.ndarray:
+    """OCP MX scale of each block [..., 32]: 2^(floor(log2 amax) - emax) as E8M0 (0 for an
+    all-zero block)."""
+    amax = np.abs(g).max(axis=-1)
+    return np.where(amax > 0, e8m0_decode(mx_scale_codes(g, fmt)), 0.0).astype(np.float32)
 
 
 def nvfp4_tensor_scale(w: np.ndarray) -> np.float32:
     return np.float32(float(np.abs(w).max()) / (E2M1.max_finite * E4M3.max_finite))
 
 
+def nvfp4_scale_codes(g: np.ndarray, s_t: np.float32) -> np.ndarray:
+    """E4M3 code of each block's [..., 16] NVFP4 scale: amax / (6 s_t), rounded (0 when
+    the tensor scale is 0)."""
+    if s_t == 0:
+        return np.zeros(g.shape[:-1], np.uint8)
+    return E4M3.encode(np.abs(g).max(axis=-1) / (E2M1.max_finite * s_t))
+
+
 def nvfp4_scale(g: np.ndarray, s_t: np.float32) -> np.ndarray:
     """NVFP4 scale of each block [..., 16]: an E4M3 block scale times the tensor scale."""
     if s_t == 0:
         return np.zeros(g.shape[:-1], np.float32)
-    return (E4M3.cast(np.abs(g).max(axis=-1) / (E2M1.max_finite * s_t)) * s_t).astype(np.float32)
+    return (E4M3.decode(nvfp4_scale_codes(g, s_t)) * s_t).astype(np.float32)
 
 
 def _blocks(w: np.ndarray, size: int) -> np.ndarray:

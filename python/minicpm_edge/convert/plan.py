@@ -10,15 +10,16 @@ from typing import Callable, Iterable, Protocol, Sequence
 import numpy as np
 from gguf import GGMLQuantizationType, GGUFWriter
 
-from . import lowbit, ternary, w8a8
+from . import lowbit, minifloat_type, ternary, w8a8
 from .lowbit import LowBitType
+from .minifloat_type import MiniFloatType
 from .ternary import TernaryType
 from .w8a8 import W8A8Type
 from .quantize import OutType, encode
 from .writer import Planned, PlannedGroup, PlannedTensor, TensorPart
 
 
-def lowbit_group(name: str, shape: Sequence[int], t: LowBitType | TernaryType,
+def lowbit_group(name: str, shape: Sequence[int], t: LowBitType | TernaryType | MiniFloatType,
                  produce: Callable[[], Sequence[np.ndarray]]) -> PlannedGroup:
     """The tensors of matrix ``name`` (numpy shape [M, K]) in low-bit or ternary type ``t``."""
     parts = tuple(TensorPart(n, s, q) for n, s, q in t.parts(name, shape))
@@ -37,7 +38,10 @@ class Rewrite(Protocol):
     def apply(self, name: str, values: np.ndarray) -> np.ndarray: ...
 
 
-def rtn(name: str, w: np.ndarray, t: LowBitType) -> tuple:
+def rtn(name: str, w: np.ndarray, t: LowBitType | MiniFloatType) -> tuple:
+    """Round to nearest: (codes, d, m) of a low-bit type, (codes, scales, tensor scale) of a minifloat one."""
+    if isinstance(t, MiniFloatType):
+        return t.quantize_rtn(w, name)
     return lowbit.quantize_rtn(w, t, name)
 
 
@@ -47,6 +51,8 @@ def plan_entry(name: str, shape: Sequence[int], choice: GGMLQuantizationType | L
     ``quantize`` makes the codes of a low-bit matrix (methods.py: RTN, GPTQ)."""
     if isinstance(choice, LowBitType):
         return lowbit_group(name, shape, choice, lambda: lowbit.pack(*quantize(name, load(), choice), choice))
+    if isinstance(choice, MiniFloatType):
+        return lowbit_group(name, shape, choice, lambda: choice.pack(*quantize(name, load(), choice)))
     if isinstance(choice, (TernaryType, W8A8Type)):
         return lowbit_group(name, shape, choice, lambda: choice.encode(load(), name))
     if choice in (GGMLQuantizationType.TQ1_0, GGMLQuantizationType.TQ2_0):
@@ -66,10 +72,13 @@ def add_type_metadata(w: GGUFWriter, out_type: OutType, plan: Sequence[Planned])
     file whose head alone is low-bit (--output-tensor-type) gets both."""
     matrices, ternaries = lowbit_matrices(plan), lowbit_matrices(plan, TernaryType)
     w8a8s = lowbit_matrices(plan, W8A8Type)
+    minifloats = lowbit_matrices(plan, MiniFloatType)
     if out_type.file_type is not None:
         w.add_file_type(out_type.file_type)
-    if matrices or ternaries or w8a8s or isinstance(out_type.lowbit, (LowBitType, TernaryType, W8A8Type)):
+    if (matrices or ternaries or w8a8s or minifloats
+            or isinstance(out_type.lowbit, (LowBitType, TernaryType, W8A8Type, MiniFloatType))):
         lowbit.add_metadata(w, out_type.name, matrices)
         ternary.add_descriptors(w, [(e.name, e.fmt, e.shape) for e in plan
                                     if isinstance(e, PlannedGroup) and isinstance(e.fmt, TernaryType)])
         w8a8.add_descriptors(w, [name for name, _ in w8a8s])
+        minifloat_type.add_descriptors(w, minifloats)

@@ -29,6 +29,9 @@ from gguf import GGML_QUANT_SIZES, GGMLQuantizationType, LlamaFileType, quants
 from .errors import UnknownOutTypeError
 from .lowbit import FORMS as LOWBIT_FORMS
 from .lowbit import LowBitType, all_types, parse_lowbit
+from .minifloat_type import FORMS as MINIFLOAT_FORMS
+from .minifloat_type import MiniFloatType
+from .minifloat_type import all_types as minifloat_types
 from .ternary import TYPES as TERNARY_TYPES, TernaryType
 from .w8a8 import TYPES as W8A8_TYPES, W8A8Type
 
@@ -44,7 +47,7 @@ class OutType:
     file_type: LlamaFileType | None  # general.file_type; None for the project's own types
     # the type of the decoder-layer matrices when it differs from qtype: low-bit
     # w{b}g{G}[s], ternary t2, or llama.cpp's ternary TQ1_0 / TQ2_0
-    lowbit: LowBitType | TernaryType | W8A8Type | GGMLQuantizationType | None = None
+    lowbit: LowBitType | TernaryType | W8A8Type | MiniFloatType | GGMLQuantizationType | None = None
     head: GGMLQuantizationType | LowBitType | None = None  # LM head override (--output-tensor-type)
     # Per-tensor types that override the policy: (GGUF name, type) pairs, e.g. the
     # mixed precision a size budget chose (budget.py).
@@ -67,11 +70,14 @@ OUT_TYPES.update({t.name: OutType(t.name, LOWBIT_OTHER, None, t) for t in TERNAR
 # W8A8 (SmoothQuant): int8 per-channel decoder-layer matrices, int8 per-token activations;
 # the embedding / tied head stay Q8_0 (per-block scales hold the head's spread rows better).
 OUT_TYPES.update({t.name: OutType(t.name, LOWBIT_OTHER, None, t) for t in W8A8_TYPES})
+# Minifloats with block scales (minifloat_type.py): decoder-layer matrices, the others Q8_0.
+OUT_TYPES.update({t.name: OutType(t.name, LOWBIT_OTHER, None, t) for t in minifloat_types()})
 # llama.cpp's ternary block types for the decoder-layer matrices (the other matrices
 # Q8_0): files llama.cpp runs, e.g. to compare with t2 on the same weights.
 OUT_TYPES["tq1_0"] = OutType("tq1_0", LOWBIT_OTHER, LlamaFileType.MOSTLY_TQ1_0, Q.TQ1_0)
 OUT_TYPES["tq2_0"] = OutType("tq2_0", LOWBIT_OTHER, LlamaFileType.MOSTLY_TQ2_0, Q.TQ2_0)
-TYPE_FORMS = f"{', '.join(GGML_OUT_TYPES)}, w8a8, ternary t2 / tl3 / tq1_0 / tq2_0, or low-bit {LOWBIT_FORMS}"
+TYPE_FORMS = (f"{', '.join(GGML_OUT_TYPES)}, w8a8, ternary t2 / tl3 / tq1_0 / tq2_0, low-bit {LOWBIT_FORMS}, "
+              f"or minifloat {MINIFLOAT_FORMS}")
 
 
 def parse_out_type(name: str) -> OutType:
@@ -126,7 +132,7 @@ def _fitting(gguf_name: str, shape: Sequence[int], want: GGMLQuantizationType | 
     """``want`` for a tensor, or the fallback when its rows do not split into whole
     groups/blocks: Q8_0 for a low-bit type (the type of a low-bit file's other
     matrices), F16 for a ggml type or when Q8_0 does not fit either."""
-    if isinstance(want, (LowBitType, TernaryType, W8A8Type)):
+    if isinstance(want, (LowBitType, TernaryType, W8A8Type, MiniFloatType)):
         if want.fits(shape):
             return want
         fallback, unit = LOWBIT_OTHER, want.group

@@ -87,17 +87,22 @@ def test_smoothing_scales_follow_the_paper():
                                x_max[:2] ** 0.75 / w_max[:2] ** 0.25, rtol=1e-6)
 
 
+def outlier_layer(seed: int, loud: int, gain: float, k: int = 256):
+    """Activations with ``loud`` channels ``gain`` times louder than the rest (the paper's
+    observation), split into calibration and held-out tokens, and a random matrix:
+    (calib, held, w, max|calib| per channel, max|w| per column, no smoothing)."""
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((1200, k)).astype(np.float32)
+    x[:, rng.choice(k, loud, replace=False)] *= gain
+    w = rng.standard_normal((96, k)).astype(np.float32) * 0.05
+    calib, held = x[:600], x[600:]
+    return calib, held, w, np.abs(calib).max(0), np.abs(w).max(0), np.ones(k, np.float32)
+
+
 def test_alpha_search_beats_no_smoothing_on_outliers():
     """With a few channels 50x louder than the rest (the paper's observation), smoothing
     lowers the W8A8 output error a lot, on the calibration tokens and on held-out ones."""
-    rng = np.random.default_rng(7)
-    k = 256
-    x = rng.standard_normal((1200, k)).astype(np.float32)
-    x[:, rng.choice(k, 5, replace=False)] *= 50
-    w = rng.standard_normal((96, k)).astype(np.float32) * 0.05
-    calib, held = x[:600], x[600:]
-    x_max, w_max = np.abs(calib).max(0), np.abs(w).max(0)
-    none = np.ones(k, np.float32)
+    calib, held, w, x_max, w_max, none = outlier_layer(seed=7, loud=5, gain=50)
     errs = {a: smoothquant.w8a8_output_error([w], calib, smoothquant.smoothing_scales(x_max, w_max, a))
             for a in smoothquant.ALPHAS}
     best = min(errs, key=errs.get)
@@ -130,14 +135,7 @@ def test_fake_quant_blocks_matches_gguf_q8_0():
 def test_q8_alpha_search_beats_no_smoothing_on_outliers():
     """Q8_0's blocks of 32 isolate an outlier's damage to its block, yet smoothing still
     lowers the output error of a few loud channels (calibration and held-out tokens)."""
-    rng = np.random.default_rng(8)
-    k = 256
-    x = rng.standard_normal((1200, k)).astype(np.float32)
-    x[:, rng.choice(k, 8, replace=False)] *= 60
-    w = rng.standard_normal((96, k)).astype(np.float32) * 0.05
-    calib, held = x[:600], x[600:]
-    x_max, w_max = np.abs(calib).max(0), np.abs(w).max(0)
-    none = np.ones(k, np.float32)
+    calib, held, w, x_max, w_max, none = outlier_layer(seed=8, loud=8, gain=60)
     err = {a: smoothquant.output_error([w], calib, smoothquant.smoothing_scales(x_max, w_max, a), "q8")
            for a in smoothquant.ALPHAS}
     best = min(err, key=err.get)

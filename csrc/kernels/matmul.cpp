@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "kernels/dispatch.h"
+#include "kernels/matmul_runs.h"
 #include "kernels/minifloat_layout.h"
 #include "kernels/w8a8_matmul.h"
 #include "model/minifloat_weight.h"
@@ -19,15 +20,10 @@ constexpr int64_t kRowsPerTask = 16;
 // Tokens per tile in prefill: the activation tile stays in L2 while a row
 // chunk of weights streams through L1.
 constexpr int64_t kTokensPerTile = 64;
-// Budget for one token tile of int8 activations, so that it stays in L2 while
-// every packed group of a task sweeps over it.
-constexpr size_t kActTileBytes = 192 * 1024;
 // Budget for one token tile of tl3 lookup tables (512 bytes per 48 inputs and
 // token): a block of 32 rows stays in L1/L2 while the tile's tokens pass, so
 // prefill reads the matrix from DRAM once per tile.
 constexpr size_t kTableTileBytes = 1024 * 1024;
-// Tasks per thread for the packed path: enough to even out a noisy core.
-constexpr int64_t kTasksPerThread = 8;
 // Panel GEMM: columns per decoded slice (16 rows x 512 f32 = 32 KiB, an L1;
 // a multiple of every block size) and tokens per task.
 constexpr int64_t kPanelSlice = 512;
@@ -40,35 +36,6 @@ constexpr int64_t kPanelMinTokens = 4;
 // (w3) tokens of lookups, and at 512 tokens int8 is 1.31-1.33x (w4), 1.15x
 // (w3) and 0.85x (w2) of table lookup (bench/lut_gemv.py --gemm-paths).
 constexpr int64_t kInt8MinTokens[5] = {0, 0, 0, 320, 192};
-
-// A matmul's rows cut into the runs parallel_for hands out, over several
-// matrices of items[i] items each (items: the unit of the path, e.g. 16-row
-// tiles or 32-row blocks); a run never crosses from one matrix into the next.
-struct Run {
-  int matrix;
-  int64_t begin, end;  // items of that matrix
-};
-
-// Decode's runs, by guided self-scheduling (Polychronopoulos & Kuck, IEEE
-// Trans. Computers 1987): each run takes ceil(left / (2 * threads)) of the
-// items left, so the first runs are long (few hand-outs, long prefetch
-// streams) and the last ones short, and the threads finish within a short run
-// of each other. Equal runs of 1/8 of a thread's share left the other thread
-// waiting at the end of every matmul for about half a run: 4% of a decode step
-// of the 1B-shape w4g64 model at 2 threads (perf).
-void guided_runs(const int64_t* items, int n, int threads, std::vector<Run>& runs) {
-  runs.clear();
-  int64_t left = 0;
-  for (int i = 0; i < n; ++i) left += items[i];
-  const int64_t split = 2 * int64_t(std::max(threads, 1));
-  for (int i = 0; i < n; ++i)
-    for (int64_t b = 0; b < items[i];) {
-      const int64_t len = std::min(items[i] - b, std::max<int64_t>(1, (left + split - 1) / split));
-      runs.push_back({i, b, b + len});
-      b += len;
-      left -= len;
-    }
-}
 
 // Columns [k0, k1) of row r decoded to f32 (k0, k1 on block boundaries).
 void decode_row_slice(const KernelTable& kt, const Weight& w, int64_t r, int64_t k0, int64_t k1, float* out) {
@@ -236,15 +203,8 @@ void matmul_lut(const MatmulTarget* targets, int n, const float* x, int64_t n_to
   // of a task meets every token of the block from L1.
   const int64_t block = std::min<int64_t>(n_tok, std::max<int64_t>(1, int64_t(kActTileBytes / per_tok)));
   const int64_t n_blocks = (n_tok + block - 1) / block;
-  // Decode: guided runs; prefill: equal runs, each met by every token block.
-  std::vector<Run> runs;
-  if (n_blocks == 1) {
-    guided_runs(&tiles, 1, pool.size(), runs);
-  } else {
-    const int64_t run = std::max<int64_t>(1, tiles * n_blocks / (pool.size() * kTasksPerThread));
-    runs.clear();
-    for (int64_t b = 0; b < tiles; b += run) runs.push_back({0, b, std::min(tiles, b + run)});
-  }
+  std::vector<Run>& runs = run_scratch();
+  split_runs(&tiles, 1, pool.size(), n_blocks, tiles * n_blocks / (pool.size() * kTasksPerThread), runs);
   const int64_t n_runs = int64_t(runs.size());
   pool.parallel_for(n_runs * n_blocks, [&](int64_t task, int) {
     float out[kLutTileRows];
@@ -317,34 +277,23 @@ void matmul_packed(PackedJob* jobs, int n_jobs, const float* x, int64_t n_tok, T
 
   const int64_t tile = q8_token_tile(act_stride, n_tok);
   const int64_t n_tiles = (n_tok + tile - 1) / tile;
-  int64_t all_groups = 0;
-  for (int j = 0; j < n_jobs; ++j) all_groups += jobs[j].w->packed_rows / kPackRows;
-  // Runs of about the same number of groups in every matrix, enough for
-  // kTasksPerThread tasks per thread over all matrices and tiles.
-  // Decode (one token tile): guided runs over all matrices. Prefill: runs of
-  // about the same number of groups in every matrix, enough for
-  // kTasksPerThread tasks per thread over all matrices and tiles.
-  std::vector<Run> runs;
-  if (n_tiles == 1) {
-    int64_t groups[kMaxMatmulTargets];
-    for (int j = 0; j < n_jobs; ++j) groups[j] = jobs[j].w->packed_rows / kPackRows;
-    guided_runs(groups, n_jobs, pool.size(), runs);
-  } else {
-    const int64_t want_runs = std::max<int64_t>(1, pool.size() * kTasksPerThread / n_tiles);
-    const int64_t run = std::max<int64_t>(1, (all_groups + want_runs - 1) / want_runs);
-    for (int j = 0; j < n_jobs; ++j)
-      for (int64_t g = 0, groups = jobs[j].w->packed_rows / kPackRows; g < groups; g += run)
-        runs.push_back({j, g, std::min(groups, g + run)});
-  }
+  // Runs of groups over all matrices (split_runs), for prefill about the same
+  // number in every matrix, enough for kTasksPerThread tasks per thread over
+  // all matrices and tiles.
+  int64_t groups[kMaxMatmulTargets], all_groups = 0;
+  for (int j = 0; j < n_jobs; ++j) all_groups += groups[j] = jobs[j].w->packed_rows / kPackRows;
+  const int64_t want_runs = std::max<int64_t>(1, pool.size() * kTasksPerThread / n_tiles);
+  std::vector<Run>& runs = run_scratch();
+  split_runs(groups, n_jobs, pool.size(), n_tiles, (all_groups + want_runs - 1) / want_runs, runs);
   const int64_t n_runs = int64_t(runs.size());
   // Tasks: every run x token tile, then one task per matrix with rows past its
   // last group.
-  std::vector<int> tails;
+  int tails[kMaxMatmulTargets], n_tails = 0;
   for (int j = 0; j < n_jobs; ++j)
-    if (jobs[j].w->packed_rows < jobs[j].w->rows) tails.push_back(j);
-  pool.parallel_for(n_runs * n_tiles + int64_t(tails.size()), [&](int64_t task, int) {
+    if (jobs[j].w->packed_rows < jobs[j].w->rows) tails[n_tails++] = j;
+  pool.parallel_for(n_runs * n_tiles + n_tails, [&](int64_t task, int) {
     if (task >= n_runs * n_tiles) {
-      const PackedJob& job = jobs[tails[size_t(task - n_runs * n_tiles)]];
+      const PackedJob& job = jobs[tails[task - n_runs * n_tiles]];
       const Weight& w = *job.w;
       // The rows past the last group: per-row dots in the GGUF layout, with
       // activations in the format that dot takes (Q8_0, or Q8_1 for Q4_1).
@@ -444,19 +393,13 @@ void matmul_ternary(const MatmulTarget* targets, int n, const float* x, int64_t 
   const int64_t tile = std::min(
       n_tok, std::max<int64_t>(1, int64_t(any_lut ? kTableTileBytes / table_stride : kActTileBytes / stride)));
   const int64_t n_tiles = (n_tok + tile - 1) / tile;
-  // Row runs in units of 32 rows (a tl3 block): guided for decode, else about
+  // Row runs in units of 32 rows (a tl3 block), for prefill about
   // kTasksPerThread tasks per thread.
   int64_t blocks[kMaxMatmulTargets], all_blocks = 0;
   for (int i = 0; i < n; ++i) all_blocks += blocks[i] = (targets[i].w->rows + kTl3BlockRows - 1) / kTl3BlockRows;
-  std::vector<Run> runs;
-  if (n_tiles == 1) {
-    guided_runs(blocks, n, pool.size(), runs);
-  } else {
-    const int64_t want = std::max<int64_t>(1, pool.size() * kTasksPerThread / n_tiles);
-    const int64_t run = std::max<int64_t>(1, all_blocks / want);
-    for (int i = 0; i < n; ++i)
-      for (int64_t b = 0; b < blocks[i]; b += run) runs.push_back({i, b, std::min(blocks[i], b + run)});
-  }
+  const int64_t want = std::max<int64_t>(1, pool.size() * kTasksPerThread / n_tiles);
+  std::vector<Run>& runs = run_scratch();
+  split_runs(blocks, n, pool.size(), n_tiles, all_blocks / want, runs);
   const int64_t n_runs = int64_t(runs.size());
   pool.parallel_for(n_runs * n_tiles, [&](int64_t task, int) {
     thread_local std::vector<int32_t> dots;

@@ -12,16 +12,9 @@
 #include <cstring>
 
 #include "kernels/dispatch.h"
+#include "kernels/matmul_runs.h"
 
 namespace mce {
-
-namespace {
-// One token tile of int8 activations stays in L2 while each task's groups
-// (two at a time, from L1) sweep over it (as matmul.cpp's packed path).
-constexpr size_t kActTileBytes = 192 * 1024;
-// Tasks per thread: enough to even out a noisy core.
-constexpr int64_t kTasksPerThread = 8;
-}  // namespace
 
 void matmul_w8a8(const MatmulTarget* targets, int n, const float* x, int64_t n_tok, ThreadPool& pool,
                  std::vector<uint8_t>& act_buf) {
@@ -45,22 +38,24 @@ void matmul_w8a8(const MatmulTarget* targets, int n, const float* x, int64_t n_t
 
   const int64_t tile = std::min(n_tok, std::max<int64_t>(1, int64_t(kActTileBytes / stride)));
   const int64_t n_tiles = (n_tok + tile - 1) / tile;
-  int64_t all_groups = 0;
-  for (int i = 0; i < n; ++i) all_groups += w8a8_groups(targets[i].w->rows);
+  // The one token tile of int8 activations stays in L2 while each task's groups
+  // (two at a time, from L1) sweep over it. Prefill runs are whole group pairs
+  // (the prefill tile of the widest level); decode's are guided (split_runs).
+  int64_t groups[kMaxMatmulTargets], all_groups = 0;
+  for (int i = 0; i < n; ++i) all_groups += groups[i] = w8a8_groups(targets[i].w->rows);
   const int64_t want = std::max<int64_t>(1, pool.size() * kTasksPerThread / n_tiles);
-  // Runs of whole group pairs (the prefill tile of the widest level).
-  const int64_t run = std::max<int64_t>(2, (all_groups + want - 1) / want + 1) / 2 * 2;
-  int64_t first[kMaxMatmulTargets + 1] = {0};
-  for (int i = 0; i < n; ++i) first[i + 1] = first[i] + (w8a8_groups(targets[i].w->rows) + run - 1) / run;
+  std::vector<Run>& runs = run_scratch();
+  split_runs(groups, n, pool.size(), n_tiles, std::max<int64_t>(2, (all_groups + want - 1) / want + 1) / 2 * 2, runs);
+  const int64_t n_runs = int64_t(runs.size());
   const size_t gb = w8a8_group_bytes(K);
-  pool.parallel_for(first[n] * n_tiles, [&](int64_t task, int) {
+  pool.parallel_for(n_runs * n_tiles, [&](int64_t task, int) {
     thread_local std::vector<int32_t> dots;
-    const int64_t run_index = task % first[n], t0 = (task / first[n]) * tile, nt = std::min(tile, n_tok - t0);
-    int i = 0;
-    while (run_index >= first[i + 1]) ++i;
+    const Run& run = runs[size_t(task % n_runs)];
+    const int64_t t0 = (task / n_runs) * tile, nt = std::min(tile, n_tok - t0);
+    const int i = run.matrix;
     const Weight& w = *targets[i].w;
     const int64_t ys = targets[i].y_stride ? targets[i].y_stride : w.rows;
-    const int64_t g0 = (run_index - first[i]) * run, ng = std::min(run, w8a8_groups(w.rows) - g0);
+    const int64_t g0 = run.begin, ng = run.end - run.begin;
     const int64_t r0 = g0 * kW8A8Rows, nr = std::min(ng * kW8A8Rows, w.rows - r0), dstride = ng * kW8A8Rows;
     dots.resize(size_t(nt * dstride));
     kt.w8a8_dots(K, w.w8a8_groups + size_t(g0) * gb, ng, act + size_t(t0) * stride, stride, sums + t0, int(nt),

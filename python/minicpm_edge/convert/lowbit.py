@@ -22,6 +22,7 @@ from typing import Iterable, Sequence
 import numpy as np
 from gguf import GGMLQuantizationType, GGUFValueType, GGUFWriter
 
+from .descriptors import check_parts, described
 from .errors import CheckpointFormatError, ConvertError, UnknownOutTypeError
 
 Q = GGMLQuantizationType
@@ -265,31 +266,15 @@ def type_from_descriptor(values: Sequence[int]) -> LowBitType | None:
 
 def read_descriptors(reader) -> dict[str, LowBitType]:
     """Low-bit matrices of a gguf.GGUFReader, checked against FORMAT.md; tensor name -> type."""
-    tensors = {t.name: t for t in reader.tensors}
     found: dict[str, LowBitType] = {}
-    for key, field in reader.fields.items():
-        if not key.startswith(KEY_PREFIX):
-            continue
-        name = key[len(KEY_PREFIX):]
-        t = None
-        if field.types == [GGUFValueType.ARRAY, GGUFValueType.UINT32]:
-            t = type_from_descriptor(field.contents())
-        if t is None:
-            raise CheckpointFormatError(f"{key}: not a low-bit descriptor (UINT32 [bits 1..4, group 32/64/128, "
-                                        "has_min 0/1])")
-        if name not in tensors:
-            raise CheckpointFormatError(f"{key}: names a missing tensor {name!r}")
+    for _, name, t, tensors in described(reader, KEY_PREFIX, type_from_descriptor,
+                                         "low-bit descriptor (UINT32 [bits 1..4, group 32/64/128, has_min 0/1])"):
         codes = tensors[name]
         rows = int(codes.shape[-1]) if len(codes.shape) == 2 else 0
         nbytes = int(codes.shape[0])
         if codes.tensor_type != Q.I8 or rows == 0 or (nbytes * 8) % t.bits or (nbytes * 8 // t.bits) % t.group:
             raise CheckpointFormatError(f"{name}: codes must be an I8 matrix of whole {t.name} groups")
-        cols = nbytes * 8 // t.bits
-        for (part, shape, qtype) in t.parts(name, (rows, cols))[1:]:
-            u = tensors.get(part)
-            if u is None or u.tensor_type != qtype or tuple(int(x) for x in reversed(u.shape.tolist())) != shape:
-                raise CheckpointFormatError(f"{name}: {t.name} needs tensor {part} of type {qtype.name} "
-                                            f"and shape {list(shape)}")
+        check_parts(name, t.name, t.parts(name, (rows, nbytes * 8 // t.bits)), tensors)
         if t.symmetric and name + MIN_SUFFIX in tensors:
             raise CheckpointFormatError(f"{name}: symmetric descriptor but a {name + MIN_SUFFIX} tensor exists")
         found[name] = t

@@ -30,6 +30,7 @@ import numpy as np
 from gguf import GGMLQuantizationType, GGUFValueType, GGUFWriter
 
 from . import minifloat as mf
+from .descriptors import check_parts, described
 from .errors import CheckpointFormatError, ConvertError
 from .lowbit import pack_codes, unpack_codes
 
@@ -238,31 +239,17 @@ def is_minifloat_key(key: str) -> bool:
 
 def read_descriptors(reader) -> dict[str, MiniFloatType]:
     """Minifloat matrices of a gguf.GGUFReader, checked against FORMAT.md; name -> type."""
-    tensors = {t.name: t for t in reader.tensors}
     found: dict[str, MiniFloatType] = {}
-    for key, field in reader.fields.items():
-        if not key.startswith(KEY_PREFIX):
-            continue
-        name = key[len(KEY_PREFIX):]
-        t = None
-        if field.types == [GGUFValueType.ARRAY, GGUFValueType.UINT32]:
-            t = type_from_descriptor(field.contents())
-        if t is None:
-            raise CheckpointFormatError(f"{key}: not a minifloat descriptor (UINT32 [exp_bits, man_bits, block, "
-                                        f"scaling] of one of {FORMS})")
-        if name not in tensors:
-            raise CheckpointFormatError(f"{key}: names a missing tensor {name!r}")
+    for _, name, t, tensors in described(reader, KEY_PREFIX, type_from_descriptor,
+                                         f"minifloat descriptor (UINT32 [exp_bits, man_bits, block, scaling] of one "
+                                         f"of {FORMS})"):
         codes = tensors[name]
         rows = int(codes.shape[-1]) if len(codes.shape) == 2 else 0
         nbytes = int(codes.shape[0])
         cols = nbytes * 8 // t.bits
         if codes.tensor_type != Q.I8 or rows == 0 or (nbytes * 8) % t.bits or not t.fits((rows, cols)):
             raise CheckpointFormatError(f"{name}: codes must be an I8 matrix of whole {t.name} blocks")
-        for part, shape, qtype in t.parts(name, (rows, cols))[1:]:
-            u = tensors.get(part)
-            if u is None or u.tensor_type != qtype or tuple(int(x) for x in reversed(u.shape.tolist())) != shape:
-                raise CheckpointFormatError(f"{name}: {t.name} needs tensor {part} of type {qtype.name} "
-                                            f"and shape {list(shape)}")
+        check_parts(name, t.name, t.parts(name, (rows, cols)), tensors)
         if t.scaling != NVFP4 and name + TENSOR_SCALE_SUFFIX in tensors:
             raise CheckpointFormatError(f"{name}: {t.name} has no tensor scale, but {name + TENSOR_SCALE_SUFFIX} "
                                         "exists")

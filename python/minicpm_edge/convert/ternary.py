@@ -30,6 +30,7 @@ from typing import Sequence
 import numpy as np
 from gguf import GGMLQuantizationType, GGUFValueType, GGUFWriter
 
+from .descriptors import described
 from .errors import CheckpointFormatError, ConvertError
 
 log = logging.getLogger(__name__)
@@ -224,24 +225,20 @@ def is_ternary_key(key: str) -> bool:
     return key.startswith(KEY_PREFIX)
 
 
+def _parse_descriptor(value: list[int]) -> TernaryType | None:
+    if value == [LAYOUT_T2]:
+        return T2
+    if len(value) == 3 and value[0] == LAYOUT_TL3 and min(value[1:]) > 0:
+        return TernaryType(TL3.name, LAYOUT_TL3, value[1], value[2])
+    return None
+
+
 def read_descriptors(reader) -> dict[str, TernaryType]:
     """Ternary matrices of a gguf.GGUFReader, checked against FORMAT.md; tensor name -> type."""
-    tensors = {t.name: t for t in reader.tensors}
     found: dict[str, TernaryType] = {}
-    for key, field_ in reader.fields.items():
-        if not key.startswith(KEY_PREFIX):
-            continue
-        name = key[len(KEY_PREFIX):]
-        value = list(field_.contents()) if field_.types == [GGUFValueType.ARRAY, GGUFValueType.UINT32] else None
-        if value == [LAYOUT_T2]:
-            t = T2
-        elif value is not None and len(value) == 3 and value[0] == LAYOUT_TL3 and min(value[1:]) > 0:
-            t = TernaryType(TL3.name, LAYOUT_TL3, int(value[1]), int(value[2]))
-        else:
-            raise CheckpointFormatError(f"{key}: not a ternary descriptor (UINT32 [2] or [3, rows, cols])")
-        codes, scale = tensors.get(name), tensors.get(name + SCALE_SUFFIX)
-        if codes is None:
-            raise CheckpointFormatError(f"{key}: names a missing tensor {name!r}")
+    for _, name, t, tensors in described(reader, KEY_PREFIX, _parse_descriptor,
+                                         "ternary descriptor (UINT32 [2] or [3, rows, cols])"):
+        codes, scale = tensors[name], tensors.get(name + SCALE_SUFFIX)
         if codes.tensor_type != Q.I8 or len(codes.shape) != 2:
             raise CheckpointFormatError(f"{name}: a ternary matrix must be an I8 matrix")
         data_shape = tuple(int(d) for d in reversed(codes.shape.tolist()))

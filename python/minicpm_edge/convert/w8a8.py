@@ -19,6 +19,7 @@ from typing import Sequence
 import numpy as np
 from gguf import GGMLQuantizationType, GGUFValueType, GGUFWriter
 
+from .descriptors import described
 from .errors import CheckpointFormatError, ConvertError
 
 Q = GGMLQuantizationType
@@ -98,18 +99,10 @@ def is_w8a8_key(key: str) -> bool:
 
 def read_descriptors(reader) -> dict[str, W8A8Type]:
     """W8A8 matrices of a gguf.GGUFReader, checked against FORMAT.md; tensor name -> type."""
-    tensors = {t.name: t for t in reader.tensors}
     found: dict[str, W8A8Type] = {}
-    for key, field_ in reader.fields.items():
-        if not key.startswith(KEY_PREFIX):
-            continue
-        name = key[len(KEY_PREFIX):]
-        value = list(field_.contents()) if field_.types == [GGUFValueType.ARRAY, GGUFValueType.UINT32] else None
-        if value != DESCRIPTOR:
-            raise CheckpointFormatError(f"{key}: not a W8A8 descriptor (UINT32 [8, 8])")
-        q, s = tensors.get(name), tensors.get(name + SCALE_SUFFIX)
-        if q is None:
-            raise CheckpointFormatError(f"{key}: names a missing tensor {name!r}")
+    for _, name, _, tensors in described(reader, KEY_PREFIX, lambda v: W8A8 if v == DESCRIPTOR else None,
+                                         "W8A8 descriptor (UINT32 [8, 8])"):
+        q, s = tensors[name], tensors.get(name + SCALE_SUFFIX)
         if q.tensor_type != Q.I8 or len(q.shape) != 2:
             raise CheckpointFormatError(f"{name}: a W8A8 matrix must be an I8 matrix")
         rows = int(q.shape[1])
